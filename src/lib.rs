@@ -1,0 +1,3 @@
+//! img-proxy library root (module list filled in as modules land).
+
+pub mod pipeline;
