@@ -1,1 +1,80 @@
-fn main() {}
+//! The `img-proxy` binary: parses the command line and runs one role.
+
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+use img_proxy::cluster::Role;
+use img_proxy::config::{Cli, Command, Config};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // One clear line: clap's first line names the flag and, as its
+            // value name, the environment variable.
+            let rendered = e.render().to_string();
+            let line = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments");
+            eprintln!("img-proxy: {}", line.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    let (role, args) = match cli.command {
+        None => (Role::Standalone, cli.node),
+        Some(Command::Standalone(a)) => (Role::Standalone, a),
+        Some(Command::Gateway(a)) => (Role::Gateway, a),
+        Some(Command::Worker(a)) => (Role::Worker, a),
+    };
+    let config = match args.into_config(role) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("img-proxy: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("img-proxy: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(img_proxy::server::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("img-proxy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr, as text for people or JSON for log pipelines;
+/// `RUST_LOG` overrides the default `info` level.
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.json_logs {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

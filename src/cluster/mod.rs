@@ -1,6 +1,9 @@
 //! Cluster: who is in it (gossip membership) and who owns a URL (placement).
 
+pub mod auth;
 pub mod keys;
+pub mod membership;
+pub mod placement;
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,0 +1,413 @@
+//! Configuration: every setting is both an environment variable and a flag.
+//!
+//! Containers are configured through the environment and people at a shell
+//! through flags, so each setting is declared once here with clap's `env`
+//! support and shows up, with its default, in `--help`. Values are parsed
+//! and validated at start-up: a node that would misbehave later because of a
+//! typo in `CACHE_TTL` refuses to start instead, naming the variable.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+
+use crate::cluster::Role;
+
+/// Command line of the `img-proxy` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "img-proxy",
+    version,
+    about = "A distributed image cache proxy: gateways route image URLs by consistent hashing to the workers that fetch, transform and cache them.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to run; with no subcommand, a standalone node.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Settings for the default (standalone) node.
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// The roles of the one binary, plus its command-line front end to the
+/// image pipeline.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Gateway and worker in one process, no gossip: the easy first run.
+    Standalone(NodeArgs),
+    /// Accepts user requests and forwards each to the worker that owns its URL.
+    Gateway(NodeArgs),
+    /// Fetches, transforms and caches images for the gateways.
+    Worker(NodeArgs),
+}
+
+/// Settings shared by every role. Each is an environment variable (the
+/// upper-case name) and a `--flag`.
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// HTTP listen address.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+
+    /// Gossip (UDP) listen address.
+    #[arg(long, env = "GOSSIP_ADDR", default_value = "0.0.0.0:7946")]
+    pub gossip_addr: SocketAddr,
+
+    /// The IP other nodes use to reach this node's HTTP and gossip ports
+    /// [default: the bind IP if specific, else the first non-loopback interface address].
+    #[arg(long, env = "ADVERTISE_ADDR")]
+    pub advertise_addr: Option<IpAddr>,
+
+    /// Comma-separated gossip seeds `host[:port]`; a DNS name counts for all its
+    /// addresses; joining retries until it succeeds.
+    #[arg(long, env = "KNOWN_HOSTS", value_delimiter = ',', default_value = "")]
+    pub known_hosts: Vec<String>,
+
+    /// Shared secret that authenticates and encrypts gossip and authenticates
+    /// gateway-to-worker requests. Required for `gateway` and `worker`.
+    #[arg(long, env = "CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+
+    /// Node name, unique in the cluster [default: host name].
+    #[arg(long, env = "NAME")]
+    pub name: Option<String>,
+
+    /// Worker cache budget in bytes (accepts `512MiB`, `2GiB`, plain bytes).
+    #[arg(long, env = "CACHE_MAX_BYTES", default_value = "256MiB", value_parser = parse_bytes)]
+    pub cache_max_bytes: u64,
+
+    /// How long a cache entry may be served (accepts `30s`, `10m`, `1h`, `7d`).
+    #[arg(long, env = "CACHE_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub cache_ttl: Duration,
+
+    /// Largest origin body accepted.
+    #[arg(long, env = "MAX_SOURCE_BYTES", default_value = "20MiB", value_parser = parse_bytes)]
+    pub max_source_bytes: u64,
+
+    /// Whole origin fetch deadline, redirects included.
+    #[arg(long, env = "FETCH_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub fetch_timeout: Duration,
+
+    /// Redirects followed, each re-checked against the address policy.
+    #[arg(long, env = "MAX_REDIRECTS", default_value_t = 5)]
+    pub max_redirects: u32,
+
+    /// Comma-separated CIDRs exempted from the private-address block
+    /// (e.g. `127.0.0.2/32` for a known internal origin).
+    #[arg(long, env = "ALLOWED_SOURCE_NETWORKS", value_delimiter = ',', default_value = "", value_parser = parse_network)]
+    pub allowed_source_networks: Vec<Option<IpNet>>,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// How often a node gossips with a peer; failure detection scales with it.
+    #[arg(long, env = "GOSSIP_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
+    pub gossip_interval: Duration,
+}
+
+/// Everything a node needs, validated: what `NodeArgs` becomes once the role
+/// is known and defaults that depend on the machine are filled in.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub role: Role,
+    pub name: String,
+    pub http_addr: SocketAddr,
+    pub gossip_addr: SocketAddr,
+    pub advertise_ip: IpAddr,
+    pub known_hosts: Vec<String>,
+    pub cluster_secret: Option<String>,
+    pub cache_max_bytes: u64,
+    pub cache_ttl: Duration,
+    pub max_source_bytes: u64,
+    pub fetch_timeout: Duration,
+    pub max_redirects: u32,
+    pub allowed_source_networks: Vec<IpNet>,
+    pub json_logs: bool,
+    pub gossip_interval: Duration,
+}
+
+/// A setting that parses but cannot be used; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "CLUSTER_SECRET is required for the {0} role (set CLUSTER_SECRET or --cluster-secret)"
+    )]
+    MissingSecret(Role),
+    #[error("CLUSTER_SECRET must be at least 16 characters")]
+    WeakSecret,
+    #[error("NAME is empty and the host name could not be read; set NAME")]
+    NoName,
+    #[error("ADVERTISE_ADDR is not set and no non-loopback interface address was found; set ADVERTISE_ADDR")]
+    NoAdvertiseAddr,
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+impl NodeArgs {
+    /// Validates the arguments for `role` and fills machine-dependent defaults.
+    pub fn into_config(self, role: Role) -> Result<Config, ConfigError> {
+        let cluster_secret = self.cluster_secret.filter(|s| !s.is_empty());
+        match (&cluster_secret, role) {
+            (None, Role::Gateway | Role::Worker) => return Err(ConfigError::MissingSecret(role)),
+            (Some(s), _) if s.len() < 16 => return Err(ConfigError::WeakSecret),
+            _ => {}
+        }
+        let name = match self.name.filter(|n| !n.trim().is_empty()) {
+            Some(n) => n.trim().to_string(),
+            None => gethostname::gethostname()
+                .into_string()
+                .ok()
+                .filter(|n| !n.is_empty())
+                .ok_or(ConfigError::NoName)?,
+        };
+        if self.cache_max_bytes == 0 {
+            return Err(ConfigError::Zero("CACHE_MAX_BYTES"));
+        }
+        if self.cache_ttl.is_zero() {
+            return Err(ConfigError::Zero("CACHE_TTL"));
+        }
+        if self.max_source_bytes == 0 {
+            return Err(ConfigError::Zero("MAX_SOURCE_BYTES"));
+        }
+        if self.fetch_timeout.is_zero() {
+            return Err(ConfigError::Zero("FETCH_TIMEOUT"));
+        }
+        if self.gossip_interval.is_zero() {
+            return Err(ConfigError::Zero("GOSSIP_INTERVAL"));
+        }
+        let advertise_ip = match self.advertise_addr {
+            Some(ip) => ip,
+            None => default_advertise_ip(self.http_addr.ip(), role)?,
+        };
+        Ok(Config {
+            role,
+            name,
+            http_addr: self.http_addr,
+            gossip_addr: self.gossip_addr,
+            advertise_ip,
+            known_hosts: self
+                .known_hosts
+                .into_iter()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            cluster_secret,
+            cache_max_bytes: self.cache_max_bytes,
+            cache_ttl: self.cache_ttl,
+            max_source_bytes: self.max_source_bytes,
+            fetch_timeout: self.fetch_timeout,
+            max_redirects: self.max_redirects,
+            allowed_source_networks: self.allowed_source_networks.into_iter().flatten().collect(),
+            json_logs: self.log_format == "json",
+            gossip_interval: self.gossip_interval,
+        })
+    }
+}
+
+/// The bind IP when it names one interface; otherwise the first
+/// non-loopback interface address, which is what peers on the same network
+/// can reach. A standalone node never gossips, so any answer will do there.
+fn default_advertise_ip(bind: IpAddr, role: Role) -> Result<IpAddr, ConfigError> {
+    if !bind.is_unspecified() {
+        return Ok(bind);
+    }
+    let found = if_addrs::get_if_addrs().ok().and_then(|ifs| {
+        let mut addrs: Vec<IpAddr> = ifs
+            .into_iter()
+            .filter(|i| !i.is_loopback())
+            .map(|i| i.ip())
+            .collect();
+        // Prefer IPv4: compose networks and most LANs route it.
+        addrs.sort_by_key(|ip| ip.is_ipv6());
+        addrs.into_iter().next()
+    });
+    match (found, role) {
+        (Some(ip), _) => Ok(ip),
+        (None, Role::Standalone) => Ok(IpAddr::from([127, 0, 0, 1])),
+        (None, _) => Err(ConfigError::NoAdvertiseAddr),
+    }
+}
+
+/// Parses `512MiB`, `2GiB`, `10MB`, `1024` (bytes). IEC units (KiB, MiB,
+/// GiB, TiB) are powers of 1024 and SI units (KB, MB, GB, TB) powers of
+/// 1000, as the symbols say.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(format!(
+            "{s:?} is not a size (expected e.g. 512MiB, 2GiB or plain bytes)"
+        ));
+    }
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"
+            ))
+        }
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (expected e.g. 512MiB, 2GiB or plain bytes)"))?;
+    let bytes = value * mult as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("{s:?} is too large"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Parses `30s`, `10m`, `1h`, `7d`, `500ms`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| format!("{s:?} is not a duration (expected e.g. 30s, 10m, 1h, 7d): {e}"))
+}
+
+/// Parses one CIDR (`10.1.0.0/16`) or a bare IP (a /32 or /128); an empty
+/// item, as in an unset variable, is `None`.
+pub fn parse_network(s: &str) -> Result<Option<IpNet>, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(net) = t.parse::<IpNet>() {
+        return Ok(Some(net.trunc()));
+    }
+    t.parse::<IpAddr>()
+        .map(|ip| Some(IpNet::from(ip)))
+        .map_err(|_| {
+            format!("{s:?} is not a CIDR network (expected e.g. 127.0.0.2/32 or 10.0.0.0/8)")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_bytes("512mib"), Ok(512 << 20));
+        assert_eq!(parse_bytes("1024"), Ok(1024));
+        assert_eq!(parse_bytes("10MB"), Ok(10_000_000));
+        assert_eq!(parse_bytes("1.5KiB"), Ok(1536));
+        assert!(parse_bytes("abc").is_err());
+        assert!(parse_bytes("12XB").is_err());
+        assert!(parse_bytes("").is_err());
+        assert!(parse_bytes("-5").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("42"), Ok(Duration::from_secs(42)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn networks() {
+        assert_eq!(parse_network(""), Ok(None));
+        assert_eq!(
+            parse_network("127.0.0.2/32"),
+            Ok(Some("127.0.0.2/32".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_network("10.1.2.3/8"),
+            Ok(Some("10.0.0.0/8".parse().unwrap()))
+        );
+        assert_eq!(parse_network("::1"), Ok(Some("::1/128".parse().unwrap())));
+        assert!(parse_network("10.0.0.0/33").is_err());
+        assert!(parse_network("example.com").is_err());
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("img-proxy").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_and_roles() {
+        let cli = parse(&["--name", "n1"]).unwrap();
+        assert!(cli.command.is_none());
+        let cfg = cli.node.into_config(Role::Standalone).unwrap();
+        assert_eq!(cfg.http_addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(cfg.gossip_addr, "0.0.0.0:7946".parse().unwrap());
+        assert_eq!(cfg.cache_max_bytes, 256 << 20);
+        assert_eq!(cfg.cache_ttl, Duration::from_secs(3600));
+        assert_eq!(cfg.max_source_bytes, 20 << 20);
+        assert_eq!(cfg.fetch_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.max_redirects, 5);
+        assert!(cfg.known_hosts.is_empty());
+        assert!(cfg.allowed_source_networks.is_empty());
+        assert!(!cfg.json_logs);
+
+        let cli = parse(&[
+            "worker",
+            "--name",
+            "w",
+            "--known-hosts",
+            "a,b:7000",
+            "--cluster-secret",
+            "0123456789abcdef",
+        ])
+        .unwrap();
+        let Some(Command::Worker(args)) = cli.command else {
+            panic!("expected worker")
+        };
+        let cfg = args.into_config(Role::Worker).unwrap();
+        assert_eq!(cfg.known_hosts, vec!["a".to_string(), "b:7000".to_string()]);
+    }
+
+    #[test]
+    fn cluster_roles_need_a_secret() {
+        let cli = parse(&["gateway", "--name", "g", "--http-addr", "127.0.0.1:1"]).unwrap();
+        let Some(Command::Gateway(args)) = cli.command else {
+            panic!("expected gateway")
+        };
+        let err = args.into_config(Role::Gateway).unwrap_err();
+        assert!(err.to_string().contains("CLUSTER_SECRET"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = parse(&["--cache-max-bytes", "lots"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CACHE_MAX_BYTES"), "{err}");
+        let err = parse(&["--cache-ttl", "forever"]).unwrap_err().to_string();
+        assert!(err.contains("CACHE_TTL"), "{err}");
+        let err = parse(&["--log-format", "xml"]).unwrap_err().to_string();
+        assert!(err.contains("LOG_FORMAT"), "{err}");
+    }
+
+    #[test]
+    fn advertise_defaults_to_specific_bind_ip() {
+        let cli = parse(&["--name", "n", "--http-addr", "127.0.0.5:9000"]).unwrap();
+        let cfg = cli.node.into_config(Role::Standalone).unwrap();
+        assert_eq!(cfg.advertise_ip, IpAddr::from([127, 0, 0, 5]));
+    }
+}

@@ -1,0 +1,174 @@
+//! Forwarding one request to the workers that own its URL, in hash order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderName, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use reqwest::Method;
+use tracing::warn;
+use url::Url;
+
+use super::Gateway;
+use crate::cluster::auth::{self, AUTH_HEADER};
+use crate::cluster::keys::ClusterKeys;
+use crate::cluster::membership::Member;
+use crate::cluster::placement;
+use crate::error::ApiError;
+use crate::metrics::WorkerLabel;
+use crate::worker::api::CacheRequest;
+use crate::RequestId;
+
+/// Deadline for the cache lookup: it never touches an origin.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Headers of a worker's answer that the user gets too.
+const PASSED_HEADERS: [&str; 9] = [
+    "content-type",
+    "content-length",
+    "etag",
+    "cache-control",
+    "vary",
+    "retry-after",
+    "x-cache",
+    "x-served-by",
+    "x-content-type-options",
+];
+
+/// Why a worker did not answer; the gateway then tries the next one.
+#[derive(Debug, thiserror::Error)]
+enum Unreachable {
+    #[error("{0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("worker refused our credentials")]
+    Unauthorized,
+}
+
+/// Asks the ranked workers for `url` until one answers.
+pub(super) async fn forward(
+    gw: &Arc<Gateway>,
+    keys: &ClusterKeys,
+    workers: &[Member],
+    url: &Url,
+    request_id: &RequestId,
+) -> Result<Response, ApiError> {
+    let ranked = placement::rank(url.as_str(), workers, |m| m.name.as_str());
+    for (i, worker) in ranked.iter().enumerate() {
+        match ask(gw, keys, worker, url, request_id).await {
+            Ok(resp) => {
+                gw.metrics
+                    .routed
+                    .get_or_create(&WorkerLabel {
+                        worker: worker.name.clone(),
+                    })
+                    .inc();
+                return Ok(resp);
+            }
+            Err(e) => {
+                warn!(request_id = %request_id.0, worker = %worker.name, error = %e, "worker unreachable");
+                if i + 1 < ranked.len() {
+                    gw.metrics.failovers.inc();
+                }
+            }
+        }
+    }
+    Err(ApiError::NoWorker)
+}
+
+/// One worker: lookup, then fetch on a miss.
+async fn ask(
+    gw: &Gateway,
+    keys: &ClusterKeys,
+    worker: &Member,
+    url: &Url,
+    request_id: &RequestId,
+) -> Result<Response, Unreachable> {
+    let base = format!("http://{}", worker.http_addr);
+    let mut lookup =
+        Url::parse(&format!("{base}/v1/image")).map_err(|_| Unreachable::Unauthorized)?;
+    lookup.query_pairs_mut().append_pair("url", url.as_str());
+    let resp = send(
+        gw,
+        keys,
+        Method::GET,
+        lookup,
+        Bytes::new(),
+        request_id,
+        LOOKUP_TIMEOUT,
+    )
+    .await?;
+    if resp.status() != reqwest::StatusCode::NOT_FOUND {
+        return relay(resp).await;
+    }
+    let fill = Url::parse(&format!("{base}/v1/cache")).map_err(|_| Unreachable::Unauthorized)?;
+    let body = serde_json::to_vec(&CacheRequest {
+        url: url.to_string(),
+    })
+    .unwrap_or_default();
+    let resp = send(
+        gw,
+        keys,
+        Method::POST,
+        fill,
+        Bytes::from(body),
+        request_id,
+        gw.fill_timeout,
+    )
+    .await?;
+    relay(resp).await
+}
+
+async fn send(
+    gw: &Gateway,
+    keys: &ClusterKeys,
+    method: Method,
+    url: Url,
+    body: Bytes,
+    request_id: &RequestId,
+    timeout: Duration,
+) -> Result<reqwest::Response, Unreachable> {
+    let path_and_query = match url.query() {
+        Some(q) => format!("{}?{}", url.path(), q),
+        None => url.path().to_string(),
+    };
+    let signature = auth::sign(
+        keys,
+        method.as_str(),
+        &path_and_query,
+        &body,
+        auth::unix_now(),
+    );
+    let mut req = gw
+        .client
+        .request(method, url)
+        .timeout(timeout)
+        .header(AUTH_HEADER, signature)
+        .header("x-request-id", &request_id.0);
+    if !body.is_empty() {
+        req = req.header("content-type", "application/json").body(body);
+    }
+    let resp = req.send().await?;
+    if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(Unreachable::Unauthorized);
+    }
+    Ok(resp)
+}
+
+/// Turns a worker's answer into ours, reading the whole body first so that
+/// a worker dying mid-answer is a failover, not a truncated image.
+async fn relay(resp: reqwest::Response) -> Result<Response, Unreachable> {
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await?;
+    let mut out = Response::new(Body::from(body));
+    *out.status_mut() = status;
+    for name in PASSED_HEADERS {
+        if let Some(v) = headers.get(name) {
+            out.headers_mut()
+                .insert(HeaderName::from_static(name), v.clone());
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,170 @@
+//! Gateway: the public `GET /image` endpoint.
+//!
+//! A gateway validates the request, ranks the live workers for the source
+//! URL (see [`crate::cluster::placement`]), and asks the owner: first
+//! `GET /v1/image` (cached?), then on a 404 `POST /v1/cache` (fetch it).
+//! If the owner cannot be reached (refused, reset, timed out) it moves on to
+//! the next worker in that URL's hash order, so a dead worker costs latency,
+//! not failed requests. In a standalone node the "cluster" is the worker in
+//! the same process, called directly.
+
+mod forward;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+
+use crate::cluster::keys::ClusterKeys;
+use crate::cluster::membership::Membership;
+use crate::error::ApiError;
+use crate::metrics::{GatewayMetrics, StatusLabel};
+use crate::worker::api::image_response;
+use crate::worker::{parse_source_url, Worker};
+use crate::RequestId;
+
+/// Where a gateway sends work.
+pub enum Backends {
+    /// Standalone: the worker in this process.
+    Local(Arc<Worker>),
+    /// Cluster: the live workers in gossip membership.
+    Cluster {
+        membership: Arc<Membership>,
+        keys: ClusterKeys,
+    },
+}
+
+/// A gateway's state, shared by its handlers.
+pub struct Gateway {
+    backends: Backends,
+    client: reqwest::Client,
+    metrics: GatewayMetrics,
+    /// Deadline for asking a worker to fetch: the origin deadline plus room
+    /// for queueing and transforming.
+    fill_timeout: Duration,
+}
+
+impl Gateway {
+    /// A gateway over `backends`; `fetch_timeout` is the workers' origin deadline.
+    pub fn new(
+        backends: Backends,
+        metrics: GatewayMetrics,
+        fetch_timeout: Duration,
+    ) -> Result<Arc<Gateway>, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(1))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Arc::new(Gateway {
+            backends,
+            client,
+            metrics,
+            fill_timeout: fetch_timeout + Duration::from_secs(30),
+        }))
+    }
+
+    /// The workers this gateway can route to, for the live-workers gauge.
+    pub fn live_worker_count(&self) -> usize {
+        match &self.backends {
+            Backends::Local(_) => 1,
+            Backends::Cluster { membership, .. } => membership.live_workers().len(),
+        }
+    }
+}
+
+/// The public routes: `GET /image` (and HEAD, which axum derives).
+pub fn routes(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/image", get(image))
+        .with_state(gateway)
+}
+
+async fn image(
+    State(gw): State<Arc<Gateway>>,
+    Extension(request_id): Extension<RequestId>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let mut resp = match handle(&gw, query.as_deref(), &request_id).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    if resp.status() == StatusCode::OK {
+        resp = not_modified_if_matching(resp, &headers);
+    }
+    gw.metrics
+        .requests
+        .get_or_create(&StatusLabel {
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    gw.metrics
+        .request_duration
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}
+
+async fn handle(
+    gw: &Arc<Gateway>,
+    query: Option<&str>,
+    request_id: &RequestId,
+) -> Result<Response, ApiError> {
+    let raw = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "url")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| ApiError::BadRequest("missing `url` query parameter".into()))?;
+    let url = parse_source_url(&raw).map_err(ApiError::BadRequest)?;
+    match &gw.backends {
+        Backends::Local(worker) => {
+            let (img, hit) = worker.fetch(&url).await.map_err(ApiError::Worker)?;
+            Ok(image_response(
+                &img,
+                hit,
+                &worker.name,
+                worker.cache().remaining_ttl(&img),
+            ))
+        }
+        Backends::Cluster { membership, keys } => {
+            let workers = membership.live_workers();
+            gw.metrics.live_workers.set(workers.len() as i64);
+            forward::forward(gw, keys, &workers, &url, request_id).await
+        }
+    }
+}
+
+/// Answers 304 when the client already holds these exact bytes.
+fn not_modified_if_matching(resp: Response, req_headers: &HeaderMap) -> Response {
+    let (Some(etag), Some(inm)) = (
+        resp.headers().get(header::ETAG),
+        req_headers.get(header::IF_NONE_MATCH),
+    ) else {
+        return resp;
+    };
+    let Ok(inm) = inm.to_str() else { return resp };
+    let matches = inm
+        .split(',')
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || etag.to_str().is_ok_and(|e| e == t));
+    if !matches {
+        return resp;
+    }
+    let mut nm = StatusCode::NOT_MODIFIED.into_response();
+    for name in [header::ETAG, header::CACHE_CONTROL, header::VARY] {
+        if let Some(v) = resp.headers().get(&name) {
+            nm.headers_mut().insert(name, v.clone());
+        }
+    }
+    for name in ["x-cache", "x-served-by"] {
+        if let Some(v) = resp.headers().get(name) {
+            nm.headers_mut().insert(name, v.clone());
+        }
+    }
+    nm
+}

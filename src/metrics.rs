@@ -1,0 +1,220 @@
+//! Prometheus metrics, one registry per node.
+//!
+//! Each node owns its registry (no global default registry), so several
+//! nodes can run in one process, as tests do, without mixing their numbers.
+//! Metrics are registered by role: a gateway does not export cache gauges
+//! that would always read zero, and vice versa.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+/// Label for counters split by HTTP status code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: u16,
+}
+
+/// Label for counters split by worker name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabel {
+    pub worker: String,
+}
+
+/// Label for counters split by error kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+/// Metrics a gateway exports.
+#[derive(Clone)]
+pub struct GatewayMetrics {
+    /// User requests answered, by status.
+    pub requests: Family<StatusLabel, Counter>,
+    /// Time to answer a user request.
+    pub request_duration: Histogram,
+    /// Requests forwarded, by the worker that answered.
+    pub routed: Family<WorkerLabel, Counter>,
+    /// Times the owner could not be reached and the next worker was tried.
+    pub failovers: Counter,
+    /// Workers currently live in this gateway's view.
+    pub live_workers: Gauge,
+}
+
+/// Metrics a worker exports.
+#[derive(Clone)]
+pub struct WorkerMetrics {
+    /// Internal requests answered from the cache.
+    pub cache_hits: Counter,
+    /// Internal requests that found nothing cached.
+    pub cache_misses: Counter,
+    /// Entries removed for size or age.
+    pub cache_evictions: Counter,
+    /// Entries in the cache (sampled at scrape time).
+    pub cache_entries: Gauge,
+    /// Bytes weighed into the cache (sampled at scrape time).
+    pub cache_bytes: Gauge,
+    /// Time to fetch an origin body, successful or not.
+    pub fetch_duration: Histogram,
+    /// Origin fetches that failed, by kind.
+    pub fetch_errors: Family<KindLabel, Counter>,
+}
+
+/// All of one node's metrics and the registry that encodes them.
+pub struct Metrics {
+    registry: Registry,
+    /// Present on gateway and standalone nodes.
+    pub gateway: Option<GatewayMetrics>,
+    /// Present on worker and standalone nodes.
+    pub worker: Option<WorkerMetrics>,
+    /// Gossip datagrams that failed authentication and were dropped.
+    pub gossip_rejected: Counter,
+}
+
+impl Metrics {
+    /// Registers the metrics for a node that runs the given parts.
+    pub fn new(gateway: bool, worker: bool) -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("img_proxy");
+        let gateway = gateway.then(|| {
+            let m = GatewayMetrics {
+                requests: Family::default(),
+                request_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+                routed: Family::default(),
+                failovers: Counter::default(),
+                live_workers: Gauge::default(),
+            };
+            registry.register(
+                "gateway_requests",
+                "User requests answered by the gateway, by HTTP status",
+                m.requests.clone(),
+            );
+            registry.register_with_unit(
+                "gateway_request_duration",
+                "Time for the gateway to answer a user request",
+                Unit::Seconds,
+                m.request_duration.clone(),
+            );
+            registry.register(
+                "gateway_routed",
+                "Requests forwarded by the gateway, by the worker that answered",
+                m.routed.clone(),
+            );
+            registry.register(
+                "gateway_failovers",
+                "Times a worker could not be reached and the next worker in hash order was tried",
+                m.failovers.clone(),
+            );
+            registry.register(
+                "gateway_live_workers",
+                "Workers currently live in this gateway's view of the cluster",
+                m.live_workers.clone(),
+            );
+            m
+        });
+        let worker = worker.then(|| {
+            let m = WorkerMetrics {
+                cache_hits: Counter::default(),
+                cache_misses: Counter::default(),
+                cache_evictions: Counter::default(),
+                cache_entries: Gauge::default(),
+                cache_bytes: Gauge::default(),
+                fetch_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+                fetch_errors: Family::default(),
+            };
+            registry.register(
+                "cache_hits",
+                "Requests answered from the worker cache",
+                m.cache_hits.clone(),
+            );
+            registry.register(
+                "cache_misses",
+                "Requests that found nothing in the worker cache",
+                m.cache_misses.clone(),
+            );
+            registry.register(
+                "cache_evictions",
+                "Cache entries removed because of the byte budget or the TTL",
+                m.cache_evictions.clone(),
+            );
+            registry.register(
+                "cache_entries",
+                "Entries in the worker cache",
+                m.cache_entries.clone(),
+            );
+            registry.register_with_unit(
+                "cache_size",
+                "Bytes held in the worker cache",
+                Unit::Bytes,
+                m.cache_bytes.clone(),
+            );
+            registry.register_with_unit(
+                "origin_fetch_duration",
+                "Time to fetch an image from its origin",
+                Unit::Seconds,
+                m.fetch_duration.clone(),
+            );
+            registry.register(
+                "origin_fetch_errors",
+                "Origin fetches that failed, by kind",
+                m.fetch_errors.clone(),
+            );
+            m
+        });
+        let gossip_rejected = Counter::default();
+        registry.register(
+            "gossip_rejected_datagrams",
+            "Gossip datagrams dropped because they failed authentication",
+            gossip_rejected.clone(),
+        );
+        Arc::new(Metrics {
+            registry,
+            gateway,
+            worker,
+            gossip_rejected,
+        })
+    }
+
+    /// Renders the registry in the Prometheus text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_registered_metrics_by_role() {
+        let m = Metrics::new(true, false);
+        m.gateway
+            .as_ref()
+            .unwrap()
+            .requests
+            .get_or_create(&StatusLabel { status: 200 })
+            .inc();
+        let text = m.encode();
+        assert!(
+            text.contains("img_proxy_gateway_requests_total{status=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("img_proxy_gossip_rejected_datagrams_total 0"));
+        assert!(!text.contains("cache_hits"));
+        assert!(text.ends_with("# EOF\n"));
+        let w = Metrics::new(false, true).encode();
+        assert!(w.contains("img_proxy_cache_hits_total 0"));
+        assert!(w.contains("img_proxy_cache_size_bytes 0"));
+        assert!(!w.contains("gateway_requests"));
+    }
+}

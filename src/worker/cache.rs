@@ -1,0 +1,160 @@
+//! The worker's image cache: bytes-weighed, TTL-bound, single-flight.
+//!
+//! `moka` does the hard parts: a byte budget (each entry weighs its body
+//! plus a fixed overhead, so resident memory tracks `CACHE_MAX_BYTES`), a
+//! TTL after which an entry is never served, and `try_get_with`, which makes
+//! any number of concurrent misses for one key wait on a single
+//! initialisation. Failed initialisations are not stored, so an origin error
+//! now does not stop a success later.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use moka::future::Cache;
+use moka::notification::RemovalCause;
+use prometheus_client::metrics::counter::Counter;
+
+/// Bytes charged per entry on top of its body: key, headers, bookkeeping.
+const ENTRY_OVERHEAD: u64 = 256;
+
+/// One cached answer: an original image or a transformed variant.
+#[derive(Debug)]
+pub struct CachedImage {
+    /// The image bytes, shared with every response that serves them.
+    pub body: Bytes,
+    /// The MIME type, derived from the bytes, never from the origin header.
+    pub content_type: &'static str,
+    /// Strong validator: a hash of the bytes, quoted as HTTP wants it.
+    pub etag: String,
+    stored_at: Instant,
+}
+
+impl CachedImage {
+    /// Wraps bytes of a known type, computing the ETag once.
+    pub fn new(body: Bytes, content_type: &'static str) -> CachedImage {
+        let digest = xxhash_rust::xxh3::xxh3_128(&body);
+        CachedImage {
+            etag: format!("\"{digest:032x}\""),
+            body,
+            content_type,
+            stored_at: Instant::now(),
+        }
+    }
+}
+
+/// The cache proper, with the TTL kept alongside so answers can say how long
+/// they may be reused (`Cache-Control: max-age`).
+#[derive(Clone)]
+pub struct ImageCache {
+    inner: Cache<String, Arc<CachedImage>>,
+    ttl: Duration,
+}
+
+impl ImageCache {
+    /// A cache holding at most `max_bytes` (weighed) for at most `ttl`;
+    /// evictions for size or age are counted in `evictions`.
+    pub fn new(max_bytes: u64, ttl: Duration, evictions: Counter) -> ImageCache {
+        let inner = Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|key: &String, img: &Arc<CachedImage>| {
+                let w = img.body.len() as u64 + key.len() as u64 + ENTRY_OVERHEAD;
+                u32::try_from(w).unwrap_or(u32::MAX)
+            })
+            .time_to_live(ttl)
+            .eviction_listener(move |_key, _value, cause| {
+                if matches!(cause, RemovalCause::Size | RemovalCause::Expired) {
+                    evictions.inc();
+                }
+            })
+            .build();
+        ImageCache { inner, ttl }
+    }
+
+    /// The entry for `key`, if cached and not expired.
+    pub async fn get(&self, key: &str) -> Option<Arc<CachedImage>> {
+        self.inner.get(key).await
+    }
+
+    /// The entry for `key`, computing it with `init` if absent. Concurrent
+    /// callers for one key share one `init`; an error is returned to all of
+    /// them and nothing is stored.
+    pub async fn get_or_try_insert<F, E>(
+        &self,
+        key: String,
+        init: F,
+    ) -> Result<Arc<CachedImage>, Arc<E>>
+    where
+        F: Future<Output = Result<Arc<CachedImage>, E>>,
+        E: Send + Sync + 'static,
+    {
+        self.inner.try_get_with(key, init).await
+    }
+
+    /// How much longer `img` may be served: what `max-age` should say.
+    pub fn remaining_ttl(&self, img: &CachedImage) -> Duration {
+        self.ttl.saturating_sub(img.stored_at.elapsed())
+    }
+
+    /// Entries and weighed bytes, after applying pending evictions, for the
+    /// gauges sampled at scrape time.
+    pub async fn usage(&self) -> (u64, u64) {
+        self.inner.run_pending_tasks().await;
+        (self.inner.entry_count(), self.inner.weighted_size())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn byte_budget_evicts_and_counts() {
+        let evictions = Counter::default();
+        let cache = ImageCache::new(10_000, Duration::from_secs(60), evictions.clone());
+        for i in 0..20 {
+            let img = Arc::new(CachedImage::new(Bytes::from(vec![0u8; 1000]), "image/png"));
+            let _ = cache
+                .get_or_try_insert::<_, ()>(format!("k{i}"), async { Ok(img) })
+                .await;
+        }
+        let (entries, bytes) = cache.usage().await;
+        assert!(bytes <= 10_000, "weighed {bytes} bytes over budget");
+        assert!(entries < 20);
+        assert!(evictions.get() > 0);
+    }
+
+    #[tokio::test]
+    async fn errors_are_not_cached() {
+        let cache = ImageCache::new(1 << 20, Duration::from_secs(60), Counter::default());
+        let err = cache
+            .get_or_try_insert::<_, &str>("k".into(), async { Err("boom") })
+            .await;
+        assert!(err.is_err());
+        let ok = cache
+            .get_or_try_insert::<_, &str>("k".into(), async {
+                Ok(Arc::new(CachedImage::new(
+                    Bytes::from_static(b"x"),
+                    "image/png",
+                )))
+            })
+            .await;
+        assert!(ok.is_ok());
+        assert!(cache.get("k").await.is_some());
+    }
+
+    #[tokio::test]
+    async fn ttl_expires_entries() {
+        let cache = ImageCache::new(1 << 20, Duration::from_millis(200), Counter::default());
+        let img = Arc::new(CachedImage::new(Bytes::from_static(b"x"), "image/png"));
+        let _ = cache
+            .get_or_try_insert::<_, ()>("k".into(), async { Ok(img) })
+            .await;
+        let got = cache.get("k").await;
+        assert!(got.is_some());
+        assert!(cache.remaining_ttl(&got.unwrap()) <= Duration::from_millis(200));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(cache.get("k").await.is_none());
+    }
+}

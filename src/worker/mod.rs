@@ -1,0 +1,184 @@
+//! Worker: owns a share of the cache, fetches from origins on a miss.
+//!
+//! A worker answers only the internal API (see [`api`]): gateways ask it
+//! whether an image is cached, and ask it to fetch and cache one. The fetch
+//! path is where every safety rule lives: the address guard, the size cap,
+//! the timeout and the magic-byte check all run here, before anything is
+//! stored.
+
+pub mod api;
+pub mod cache;
+pub mod fetch;
+pub mod netguard;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use url::Url;
+
+use crate::metrics::{KindLabel, WorkerMetrics};
+use crate::pipeline::sniff::sniff;
+use cache::{CachedImage, ImageCache};
+use fetch::{FetchConfig, FetchError, OriginClient};
+
+/// Why the worker could not produce an image. Mapped to an HTTP status in
+/// [`crate::error`].
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The origin fetch failed (bad URL, refused address, origin error...).
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The origin answered with something that is not a supported image.
+    #[error("the origin's answer is not a supported image (JPEG, PNG, GIF, WebP or AVIF)")]
+    NotAnImage,
+    /// A bug or a crashed task; never the user's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Everything a worker needs to serve the internal API.
+pub struct Worker {
+    /// Reported in `X-Served-By` so users and tests can see who answered.
+    pub name: String,
+    cache: ImageCache,
+    origin: OriginClient,
+    metrics: WorkerMetrics,
+}
+
+/// Validates a source URL as users give it: absolute, http or https, with a
+/// host and without credentials. Used by gateways before routing and by
+/// workers before fetching, so both refuse the same inputs.
+pub fn parse_source_url(raw: &str) -> Result<Url, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err("the `url` parameter is empty".into());
+    }
+    let url = Url::parse(raw).map_err(|e| format!("invalid url: {e}"))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(format!(
+            "unsupported url scheme {:?}: only http and https are allowed",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("invalid url: it has no host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("invalid url: credentials in urls are not allowed".into());
+    }
+    Ok(url)
+}
+
+impl Worker {
+    /// A worker with an empty cache and an origin client built from `fetch`.
+    pub fn new(
+        name: String,
+        max_bytes: u64,
+        ttl: std::time::Duration,
+        fetch: FetchConfig,
+        metrics: WorkerMetrics,
+    ) -> Result<Arc<Worker>, WorkerError> {
+        Ok(Arc::new(Worker {
+            name,
+            cache: ImageCache::new(max_bytes, ttl, metrics.cache_evictions.clone()),
+            origin: OriginClient::new(fetch)?,
+            metrics,
+        }))
+    }
+
+    /// The cache, for response headers (`max-age`) and usage gauges.
+    pub fn cache(&self) -> &ImageCache {
+        &self.cache
+    }
+
+    /// The cached image for `url`, if any: the answer to `GET /v1/image`.
+    pub async fn lookup(&self, url: &Url) -> Option<Arc<CachedImage>> {
+        let found = self.cache.get(url.as_str()).await;
+        if found.is_some() {
+            self.metrics.cache_hits.inc();
+        }
+        found
+    }
+
+    /// The image for `url`, from the cache or else fetched (once, however
+    /// many callers ask at the same time) and cached. The flag says whether
+    /// it was already cached.
+    pub async fn fetch(
+        self: &Arc<Self>,
+        url: &Url,
+    ) -> Result<(Arc<CachedImage>, bool), Arc<WorkerError>> {
+        let key = url.as_str().to_string();
+        if let Some(img) = self.cache.get(&key).await {
+            self.metrics.cache_hits.inc();
+            return Ok((img, true));
+        }
+        self.metrics.cache_misses.inc();
+        let this = Arc::clone(self);
+        let url = url.clone();
+        // The fetch runs in its own task so that it completes, and its result
+        // is cached, even if the request that started it goes away.
+        let init = async move {
+            tokio::spawn(async move { this.fetch_original(&url).await })
+                .await
+                .map_err(|e| WorkerError::Internal(format!("fetch task failed: {e}")))?
+        };
+        let img = self.cache.get_or_try_insert(key, init).await?;
+        Ok((img, false))
+    }
+
+    /// Downloads `url` and checks that it is an image we serve.
+    async fn fetch_original(&self, url: &Url) -> Result<Arc<CachedImage>, WorkerError> {
+        let started = Instant::now();
+        let result = self.origin.fetch(url).await;
+        self.metrics
+            .fetch_duration
+            .observe(started.elapsed().as_secs_f64());
+        let fetched = result.inspect_err(|e| self.count_error(e.kind()))?;
+        match sniff(&fetched.body) {
+            Some(format) => Ok(Arc::new(CachedImage::new(fetched.body, format.mime()))),
+            None => {
+                self.count_error("not_image");
+                Err(WorkerError::NotAnImage)
+            }
+        }
+    }
+
+    fn count_error(&self, kind: &str) {
+        self.metrics
+            .fetch_errors
+            .get_or_create(&KindLabel {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// Samples cache usage into the gauges, at scrape time.
+    pub async fn update_gauges(&self) {
+        let (entries, bytes) = self.cache.usage().await;
+        self.metrics.cache_entries.set(entries as i64);
+        self.metrics.cache_bytes.set(bytes as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_source_url;
+
+    #[test]
+    fn source_urls() {
+        assert!(parse_source_url("https://example.com/cat.jpg").is_ok());
+        assert!(parse_source_url("http://example.com:8080/a?b=c").is_ok());
+        for bad in [
+            "",
+            "  ",
+            "cat.jpg",
+            "ftp://example.com/x",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "data:image/png;base64,AA",
+            "http://user:pw@example.com/",
+        ] {
+            assert!(parse_source_url(bad).is_err(), "{bad} accepted");
+        }
+    }
+}
