@@ -180,15 +180,44 @@ impl Metrics {
         })
     }
 
-    /// Renders the registry in the Prometheus text exposition format.
+    /// Renders the registry in the Prometheus text exposition format
+    /// (version 0.0.4), which every scraper and `promtool` read.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
-        out
+        openmetrics_to_prometheus(&out)
     }
+}
+
+/// The encoder writes OpenMetrics, where a counter family `x` has samples
+/// `x_total`; the classic Prometheus text format names the family after its
+/// samples and has no `# UNIT` or `# EOF` lines. Converting here keeps the
+/// output valid for both Prometheus and `promtool check metrics`.
+fn openmetrics_to_prometheus(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(rewritten.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -211,7 +240,9 @@ mod tests {
         );
         assert!(text.contains("img_proxy_gossip_rejected_datagrams_total 0"));
         assert!(!text.contains("cache_hits"));
-        assert!(text.ends_with("# EOF\n"));
+        assert!(text.contains("# TYPE img_proxy_gateway_requests_total counter"));
+        assert!(text.contains("# HELP img_proxy_gateway_requests_total User requests"));
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"));
         let w = Metrics::new(false, true).encode();
         assert!(w.contains("img_proxy_cache_hits_total 0"));
         assert!(w.contains("img_proxy_cache_size_bytes 0"));

@@ -254,7 +254,7 @@ async fn metrics_text(State(node): State<Node>) -> Response {
     let mut resp = node.metrics.encode().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     resp
 }
