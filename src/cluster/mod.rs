@@ -1,6 +1,8 @@
 //! Cluster: who is in it (gossip membership) and who owns a URL (placement).
 
 pub mod keys;
+pub mod membership;
+pub mod sealed;
 
 use std::fmt;
 use std::str::FromStr;
