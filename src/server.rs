@@ -158,7 +158,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let leaving = membership.clone();
-    tokio::spawn(async move {
+    // On the signal: stop accepting at once, and tell the cluster we are
+    // leaving so gateways stop routing here before the failure detector
+    // would notice. The process waits for the announcement to go out.
+    let farewell = tokio::spawn(async move {
         shutdown_signal().await;
         info!("shutdown requested: leaving the cluster and draining requests");
         let _ = stop_tx.send(true);
@@ -174,12 +177,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         let _ = stop_rx.wait_for(|stop| *stop).await;
         tokio::time::sleep(SHUTDOWN_DEADLINE).await;
     };
+    tokio::pin!(deadline);
     tokio::select! {
         res = serve => res.context("HTTP server failed")?,
-        _ = deadline => warn!("shutdown deadline reached with requests still in flight"),
+        _ = &mut deadline => warn!("shutdown deadline reached with requests still in flight"),
     }
-    if let Some(m) = membership {
-        m.leave().await;
+    tokio::select! {
+        _ = farewell => {},
+        _ = &mut deadline => warn!("shutdown deadline reached while leaving the cluster"),
     }
     info!("stopped");
     Ok(())

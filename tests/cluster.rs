@@ -71,6 +71,25 @@ async fn every_gateway_picks_the_same_owner_and_repeats_are_hits() {
         .unwrap();
     assert_eq!(nm.status(), 304);
 
+    // The request id the user sent is echoed and logged by the gateway and
+    // by the worker that did the work.
+    let r = client()
+        .get(cluster.gateways[0].url("/image"))
+        .query(&[("url", origin.url("/img/traced.png").as_str())])
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-request-id"), "trace-me-42");
+    let owner = cluster.worker(header(&r, "x-served-by"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        owner.logs().contains("trace-me-42"),
+        "worker log lacks the request id"
+    );
+    assert!(cluster.gateways[0].logs().contains("trace-me-42"));
+
     // Metrics reflect the traffic.
     let g = &cluster.gateways[0];
     assert!(
@@ -85,7 +104,7 @@ async fn every_gateway_picks_the_same_owner_and_repeats_are_hits() {
         hits += w.metric("img_proxy_cache_hits_total").await;
         misses += w.metric("img_proxy_cache_misses_total").await;
     }
-    assert_eq!(misses, 12.0);
+    assert_eq!(misses, 13.0);
     assert!(hits >= 24.0);
 }
 
