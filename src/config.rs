@@ -145,6 +145,10 @@ pub enum ConfigError {
     NoAdvertiseAddr,
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    #[error("GOSSIP_INTERVAL must be at most 1s, so that dead nodes leave every view within 10 s")]
+    GossipTooSlow,
+    #[error("ADVERTISE_ADDR {0} is unspecified; other nodes need an address they can reach")]
+    UnspecifiedAdvertise(IpAddr),
 }
 
 impl NodeArgs {
@@ -179,7 +183,11 @@ impl NodeArgs {
         if self.gossip_interval.is_zero() {
             return Err(ConfigError::Zero("GOSSIP_INTERVAL"));
         }
+        if self.gossip_interval > Duration::from_secs(1) {
+            return Err(ConfigError::GossipTooSlow);
+        }
         let advertise_ip = match self.advertise_addr {
+            Some(ip) if ip.is_unspecified() => return Err(ConfigError::UnspecifiedAdvertise(ip)),
             Some(ip) => ip,
             None => default_advertise_ip(self.http_addr.ip(), role)?,
         };

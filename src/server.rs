@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::cluster::keys::ClusterKeys;
-use crate::cluster::membership::{Membership, MembershipConfig};
+use crate::cluster::membership::{Membership, MembershipConfig, MembershipError};
 use crate::cluster::Role;
 use crate::config::Config;
 use crate::gateway::{self, Backends, Gateway};
@@ -82,7 +82,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 gossip_interval: cfg.gossip_interval,
             })
             .await
-            .map_err(|e| anyhow!("GOSSIP_ADDR {}: {e}", cfg.gossip_addr))?;
+            .map_err(|e| match e {
+                MembershipError::InvalidSeed { .. } => anyhow!("KNOWN_HOSTS: {e}"),
+                MembershipError::InvalidConfig(_) => anyhow!("gossip settings: {e}"),
+                _ => anyhow!("GOSSIP_ADDR {}: {e}", cfg.gossip_addr),
+            })?;
             Some(Arc::new(m))
         }
         _ => None,
