@@ -74,8 +74,14 @@ mod tests {
 
     #[test]
     fn recognises_each_format() {
-        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0]), Some(SourceFormat::Jpeg));
-        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Some(SourceFormat::Png));
+        assert_eq!(
+            sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0]),
+            Some(SourceFormat::Jpeg)
+        );
+        assert_eq!(
+            sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            Some(SourceFormat::Png)
+        );
         assert_eq!(sniff(b"GIF89a\x01\x00"), Some(SourceFormat::Gif));
         assert_eq!(sniff(b"RIFF\x10\0\0\0WEBPVP8 "), Some(SourceFormat::WebP));
         let mut avif = vec![0, 0, 0, 0x1c];

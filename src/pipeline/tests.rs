@@ -1,0 +1,1 @@
+//! Integration-style tests over generated fixtures.
