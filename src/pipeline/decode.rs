@@ -42,6 +42,19 @@ fn alloc(len: u64) -> Result<Vec<u8>, PipelineError> {
     Ok(v)
 }
 
+/// Defence in depth: the probe already checked, but the decoders must not
+/// depend on being called after it.
+fn check_size(w: u32, h: u32, max_pixels: u64) -> Result<(), PipelineError> {
+    if u64::from(w) * u64::from(h) > max_pixels {
+        return Err(PipelineError::TooManyPixels {
+            width: w.into(),
+            height: h.into(),
+            max: max_pixels,
+        });
+    }
+    Ok(())
+}
+
 /// The `image` crate's own limits, derived from ours: sides no larger than
 /// the pixel budget, and allocations bounded by 8 bytes (16-bit RGBA) per
 /// allowed pixel plus room for metadata chunks.
@@ -64,6 +77,7 @@ pub(crate) fn decode_png(data: &[u8], max_pixels: u64) -> Result<Decoded, Pipeli
         .flatten()
         .and_then(|e| exif_orientation(&e));
     let (w, h) = dec.dimensions();
+    check_size(w, h, max_pixels)?;
     let ct = dec.color_type();
     let mut buf = alloc(dec.total_bytes())?;
     dec.read_image(&mut buf).map_err(img_err)?;
@@ -95,6 +109,7 @@ pub(crate) fn decode_gif(data: &[u8], max_pixels: u64) -> Result<Decoded, Pipeli
     let mut dec = GifDecoder::new(Cursor::new(data)).map_err(img_err)?;
     dec.set_limits(image_limits(max_pixels)).map_err(img_err)?;
     let (w, h) = dec.dimensions();
+    check_size(w, h, max_pixels)?;
     let mut buf = alloc(dec.total_bytes())?;
     dec.read_image(&mut buf).map_err(img_err)?;
     Ok(Decoded {

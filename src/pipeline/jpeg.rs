@@ -11,6 +11,7 @@
 //! Here corruption warnings unwind like errors, and every call into libjpeg
 //! runs under `catch_unwind`, turning both into [`PipelineError::Corrupt`].
 
+use std::cell::Cell;
 use std::mem;
 use std::os::raw::c_int;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -24,8 +25,13 @@ use super::transform::PipelineError;
 /// libjpeg warnings that mean the pixel data is damaged or missing. Other
 /// warnings (extraneous bytes, odd JFIF versions, bogus ICC markers) are
 /// common in real files and harmless.
-const FATAL_WARNINGS: [c_int; 6] = [
-    ffi::JWRN_JPEG_EOF as c_int,
+///
+/// Running out of input (`JWRN_JPEG_EOF`) is special: libjpeg reads ahead,
+/// so a baseline file that merely lacks its EOI marker hits EOF after all
+/// its data was used; real truncation then shows up as `JWRN_HIT_MARKER`
+/// when the decoder needs bits that are not there. A progressive file cut
+/// between two scans produces no other warning, so there EOF is fatal.
+const FATAL_WARNINGS: [c_int; 5] = [
     ffi::JWRN_HIT_MARKER as c_int,
     ffi::JWRN_MUST_RESYNC as c_int,
     ffi::JWRN_HUFF_BAD_CODE as c_int,
@@ -64,10 +70,17 @@ extern "C-unwind" fn error_exit(cinfo: &mut ffi::jpeg_common_struct) {
     std::panic::resume_unwind(Box::new(msg));
 }
 
+thread_local! {
+    /// Whether the file being decoded on this thread is progressive (EOF
+    /// is then fatal, see [`FATAL_WARNINGS`]).
+    static PROGRESSIVE: Cell<bool> = const { Cell::new(false) };
+}
+
 extern "C-unwind" fn emit_message(cinfo: &mut ffi::jpeg_common_struct, level: c_int) {
     // SAFETY: see `message`.
     let code = unsafe { cinfo.err.as_ref().map_or(0, |e| e.msg_code) };
-    if level < 0 && FATAL_WARNINGS.contains(&code) {
+    let eof_fatal = code == ffi::JWRN_JPEG_EOF as c_int && PROGRESSIVE.with(Cell::get);
+    if level < 0 && (FATAL_WARNINGS.contains(&code) || eof_fatal) {
         let msg = message(cinfo);
         std::panic::resume_unwind(Box::new(msg));
     }
@@ -95,7 +108,13 @@ pub(crate) enum JpegPixels {
 }
 
 /// Decodes `data` at `scale_num / 8` of its size (1, 2, 4 or 8).
-pub(crate) fn decode(data: &[u8], scale_num: u8) -> Result<JpegPixels, PipelineError> {
+/// `progressive` comes from the probe (SOF2).
+pub(crate) fn decode(
+    data: &[u8],
+    scale_num: u8,
+    progressive: bool,
+) -> Result<JpegPixels, PipelineError> {
+    PROGRESSIVE.with(|p| p.set(progressive));
     let result = catch_unwind(AssertUnwindSafe(|| decode_inner(data, scale_num)));
     match result {
         Ok(r) => r,

@@ -28,6 +28,8 @@ pub(crate) struct Probe {
     pub adobe: bool,
     /// JPEG only: number of colour components in the frame header.
     pub components: u8,
+    /// JPEG only: progressive (SOF2).
+    pub progressive: bool,
     /// WebP only: the file is an animation (decoded via the demuxer).
     pub animated: bool,
     /// WebP only: the bitstream carries alpha.
@@ -133,6 +135,7 @@ fn probe_jpeg(d: &[u8]) -> Result<Probe, PipelineError> {
                 p.height = u32::from(be16(seg, 1).unwrap_or(0));
                 p.width = u32::from(be16(seg, 3).unwrap_or(0));
                 p.components = seg[5];
+                p.progressive = m == 0xC2;
                 if !matches!(m, 0xC0..=0xC2) {
                     return Err(PipelineError::Unsupported(
                         "lossless, hierarchical and arithmetic-coded JPEGs are not supported"
