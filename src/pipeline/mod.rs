@@ -3,5 +3,28 @@
 //! The worker calls into this module after an origin fetch; nothing here
 //! does I/O, so it can be exercised from unit tests and the `transform`
 //! command without a network.
+//!
+//! Public surface: [`options`] (query parsing, cache keys), [`transform`]
+//! (bytes in, bytes out), [`pool`] (where the CPU work runs), [`cli`] (the
+//! `transform` subcommand) and [`sniff`] (content sniffing).
 
+pub mod cli;
+pub mod options;
+pub mod pool;
 pub mod sniff;
+pub mod transform;
+
+mod color;
+mod decode;
+mod encode;
+mod jpeg;
+mod pixels;
+mod probe;
+mod resize;
+
+#[cfg(test)]
+mod tests;
+
+pub use options::{Fit, OptionError, OutputFormat, RequestedOptions, TransformOptions};
+pub use pool::{Pool, PoolBusy, PoolError};
+pub use transform::{transform, Limits, PipelineError, Transformed, MAX_SOURCE_PIXELS};

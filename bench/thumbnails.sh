@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Thumbnail benchmark: img-proxy's pipeline vs libvips' vipsthumbnail on
+# real photos (KDE Plasma wallpapers: 2560x1600 and 5120x2880 JPEGs).
+#
+# Why this shape: the proxy's hot path is "big JPEG in, small image out";
+# vipsthumbnail is the fastest widely used tool for exactly that, so it is
+# the bar. Runs are interleaved (ours, vips, ours, vips, ...) so drift in
+# machine load hits both sides alike, and the median wall time per side is
+# compared. This is a benchmark, not a test: it never fails on a ratio.
+#
+# Usage: bench/thumbnails.sh [ROUNDS]     (default 7)
+# Env:   BENCH_CACHE (default ~/.cache/img-proxy-bench): photos are kept here
+#        IMG_PROXY_BIN: command to run instead of target/release/img-proxy
+#        (e.g. "$CARGO_TARGET_DIR/release/examples/transform" with no
+#        "transform" subcommand; set IMG_PROXY_SUBCMD= to drop it)
+set -euo pipefail
+
+ROUNDS="${1:-7}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${BENCH_CACHE:-$HOME/.cache/img-proxy-bench}"
+OUT="$ROOT/bench/out"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+mkdir -p "$CACHE" "$OUT"
+
+# --- photos -----------------------------------------------------------------
+if [ ! -d "$CACHE/photos" ] || [ "$(ls "$CACHE/photos" | wc -l)" -lt 12 ]; then
+    echo "fetching plasma-workspace-wallpapers ..." >&2
+    (cd "$CACHE" && rm -f plasma-workspace-wallpapers_*.deb \
+        && apt-get download plasma-workspace-wallpapers >/dev/null)
+    rm -rf "$CACHE/pkg" && dpkg -x "$CACHE"/plasma-workspace-wallpapers_*.deb "$CACHE/pkg"
+    mkdir -p "$CACHE/photos"
+    # Eight 2560x1600 and four 5120x2880 (sorted: a stable pick).
+    for spec in 2560x1600:8 5120x2880:4; do
+        size="${spec%%:*}"
+        find "$CACHE/pkg" -path "*/images/$size.jpg" | sort | head -"${spec##*:}" | while read -r f; do
+            name="$(basename "$(dirname "$(dirname "$(dirname "$f")")")")"
+            cp "$f" "$CACHE/photos/${name}_$size.jpg"
+        done
+    done
+fi
+mapfile -t PHOTOS < <(ls "$CACHE"/photos/*.jpg)
+echo "photos: ${#PHOTOS[@]} ($(du -sh "$CACHE/photos" | cut -f1))" >&2
+
+# --- tools ------------------------------------------------------------------
+if ! command -v vipsthumbnail >/dev/null; then
+    echo "installing libvips-tools ..." >&2
+    (apt-get install -y libvips-tools >/dev/null 2>&1) \
+        || (apt-get update >/dev/null && apt-get install -y libvips-tools >/dev/null)
+fi
+if [ -z "${IMG_PROXY_BIN:-}" ]; then
+    (cd "$ROOT" && cargo build --release --quiet)
+    BIN="$TARGET/release/img-proxy"
+    SUBCMD="transform"
+else
+    BIN="$IMG_PROXY_BIN"
+    SUBCMD="${IMG_PROXY_SUBCMD-transform}"
+fi
+echo "ours: $BIN $SUBCMD; vips: $(vipsthumbnail --vips-version 2>/dev/null | head -1)" >&2
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%F)" >&2
+
+now() { date +%s.%N; }
+# time_cmd OUTDIR CMD... -> prints seconds
+time_cmd() {
+    local dir="$1"; shift
+    rm -rf "$dir" && mkdir -p "$dir"
+    local t0 t1
+    t0=$(now)
+    "$@" >/dev/null
+    t1=$(now)
+    echo "$t1 - $t0" | bc -l
+}
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+bench() {
+    local label="$1" ours_args="$2" vips_args="$3" ext="$4"
+    local ours=() vips=()
+    for ((r = 0; r < ROUNDS; r++)); do
+        # shellcheck disable=SC2086
+        ours+=("$(time_cmd "$OUT/ours" $BIN $SUBCMD "${PHOTOS[@]}" $ours_args -o "$OUT/ours/")")
+        # shellcheck disable=SC2086
+        vips+=("$(time_cmd "$OUT/vips" vipsthumbnail "${PHOTOS[@]}" $vips_args -o "$OUT/vips/%s.$ext[Q=80]")")
+    done
+    local mo mv
+    mo=$(printf '%s\n' "${ours[@]}" | median)
+    mv=$(printf '%s\n' "${vips[@]}" | median)
+    printf '%-22s ours %.3fs  vips %.3fs  ratio ours/vips %.2f\n' "$label" "$mo" "$mv" "$(echo "$mo / $mv" | bc -l)"
+    # sanity: same number of outputs, and a size comparison
+    printf '%-22s outputs: ours %s files %s, vips %s files %s\n' "" \
+        "$(ls "$OUT/ours" | wc -l)" "$(du -sk "$OUT/ours" | cut -f1)K" \
+        "$(ls "$OUT/vips" | wc -l)" "$(du -sk "$OUT/vips" | cut -f1)K"
+}
+
+# Warm the page cache for both.
+cat "${PHOTOS[@]}" >/dev/null
+bench "jpeg 300px q80" "--width 300 --quality 80" "-s 300" jpg
+bench "webp 800px q80" "--width 800 --format webp --quality 80" "-s 800" webp

@@ -1,0 +1,208 @@
+//! Decoders for the non-JPEG formats: PNG and GIF through the `image`
+//! crate (pure Rust, memory-safe parsers for untrusted input), WebP through
+//! libwebp (several times faster than the pure-Rust decoder; animations via
+//! its demuxer, which composites the first frame for us).
+//!
+//! All are called only after [`super::probe`] has checked the size, and all
+//! get the `image` crate's allocation limits as a second line of defence.
+
+use std::io::Cursor;
+
+use image::codecs::gif::GifDecoder;
+use image::codecs::png::PngDecoder;
+use image::{ColorType, ImageDecoder};
+
+use super::pixels::{u16_to_u8, Pixels};
+use super::probe::exif_orientation;
+use super::transform::PipelineError;
+
+/// Pixels plus the metadata only the decoder could see.
+pub(crate) struct Decoded {
+    pub pixels: Pixels,
+    pub icc: Option<Vec<u8>>,
+    /// EXIF orientation, when the decoder found one.
+    pub orientation: Option<u8>,
+}
+
+fn img_err(e: image::ImageError) -> PipelineError {
+    match e {
+        image::ImageError::Unsupported(u) => PipelineError::Unsupported(u.to_string()),
+        image::ImageError::Limits(l) => PipelineError::Corrupt(format!("decoder limit: {l}")),
+        other => PipelineError::Corrupt(other.to_string()),
+    }
+}
+
+fn alloc(len: u64) -> Result<Vec<u8>, PipelineError> {
+    let len = usize::try_from(len)
+        .map_err(|_| PipelineError::Corrupt("image is too large for this machine".into()))?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| PipelineError::Corrupt("image is too large for this machine".into()))?;
+    v.resize(len, 0);
+    Ok(v)
+}
+
+/// Defence in depth: the probe already checked, but the decoders must not
+/// depend on being called after it.
+fn check_size(w: u32, h: u32, max_pixels: u64) -> Result<(), PipelineError> {
+    if u64::from(w) * u64::from(h) > max_pixels {
+        return Err(PipelineError::TooManyPixels {
+            width: w.into(),
+            height: h.into(),
+            max: max_pixels,
+        });
+    }
+    Ok(())
+}
+
+/// The `image` crate's own limits, derived from ours: sides no larger than
+/// the pixel budget, and allocations bounded by 8 bytes (16-bit RGBA) per
+/// allowed pixel plus room for metadata chunks.
+pub(crate) fn image_limits(max_pixels: u64) -> image::Limits {
+    let side = u32::try_from(max_pixels).unwrap_or(u32::MAX);
+    let mut l = image::Limits::default();
+    l.max_image_width = Some(side);
+    l.max_image_height = Some(side);
+    l.max_alloc = Some(max_pixels.saturating_mul(8).max(64 << 20));
+    l
+}
+
+pub(crate) fn decode_png(data: &[u8], max_pixels: u64) -> Result<Decoded, PipelineError> {
+    let mut dec =
+        PngDecoder::with_limits(Cursor::new(data), image_limits(max_pixels)).map_err(img_err)?;
+    let icc = dec.icc_profile().ok().flatten();
+    let orientation = dec
+        .exif_metadata()
+        .ok()
+        .flatten()
+        .and_then(|e| exif_orientation(&e));
+    let (w, h) = dec.dimensions();
+    check_size(w, h, max_pixels)?;
+    let ct = dec.color_type();
+    let mut buf = alloc(dec.total_bytes())?;
+    dec.read_image(&mut buf).map_err(img_err)?;
+    let (ch, wide) = match ct {
+        ColorType::L8 => (1, false),
+        ColorType::La8 => (2, false),
+        ColorType::Rgb8 => (3, false),
+        ColorType::Rgba8 => (4, false),
+        ColorType::L16 => (1, true),
+        ColorType::La16 => (2, true),
+        ColorType::Rgb16 => (3, true),
+        ColorType::Rgba16 => (4, true),
+        other => {
+            return Err(PipelineError::Unsupported(format!(
+                "PNG colour type {other:?}"
+            )));
+        }
+    };
+    let data = if wide { u16_to_u8(&buf) } else { buf };
+    Ok(Decoded {
+        pixels: Pixels::new(w, h, ch, data),
+        icc,
+        orientation,
+    })
+}
+
+/// First frame of a GIF, composited onto the logical screen.
+pub(crate) fn decode_gif(data: &[u8], max_pixels: u64) -> Result<Decoded, PipelineError> {
+    let mut dec = GifDecoder::new(Cursor::new(data)).map_err(img_err)?;
+    dec.set_limits(image_limits(max_pixels)).map_err(img_err)?;
+    let (w, h) = dec.dimensions();
+    check_size(w, h, max_pixels)?;
+    let mut buf = alloc(dec.total_bytes())?;
+    dec.read_image(&mut buf).map_err(img_err)?;
+    Ok(Decoded {
+        pixels: Pixels::new(w, h, 4, buf),
+        icc: None,
+        orientation: None,
+    })
+}
+
+/// Still WebP through libwebp's one-shot decoder, into a buffer we own.
+pub(crate) fn decode_webp(
+    data: &[u8],
+    w: u32,
+    h: u32,
+    alpha: bool,
+) -> Result<Pixels, PipelineError> {
+    let ch: u8 = if alpha { 4 } else { 3 };
+    let stride = w as usize * ch as usize;
+    let mut buf = alloc(stride as u64 * u64::from(h))?;
+    let stride_c =
+        i32::try_from(stride).map_err(|_| PipelineError::Unsupported("WebP is too wide".into()))?;
+    // SAFETY: `buf` holds exactly stride * h bytes; libwebp writes at most
+    // that (it checks the size we pass) and reads only `data`.
+    let out = unsafe {
+        if alpha {
+            libwebp_sys::WebPDecodeRGBAInto(
+                data.as_ptr(),
+                data.len(),
+                buf.as_mut_ptr(),
+                buf.len(),
+                stride_c,
+            )
+        } else {
+            libwebp_sys::WebPDecodeRGBInto(
+                data.as_ptr(),
+                data.len(),
+                buf.as_mut_ptr(),
+                buf.len(),
+                stride_c,
+            )
+        }
+    };
+    if out.is_null() {
+        return Err(PipelineError::Corrupt(
+            "WebP data is truncated or corrupt".into(),
+        ));
+    }
+    Ok(Pixels::new(w, h, ch, buf))
+}
+
+/// First frame of an animated WebP, composited on its canvas by libwebp's
+/// animation decoder.
+pub(crate) fn decode_webp_first_frame(data: &[u8]) -> Result<Pixels, PipelineError> {
+    use libwebp_sys as w;
+    let corrupt = || PipelineError::Corrupt("animated WebP is truncated or corrupt".into());
+    // SAFETY: the options struct is initialised by libwebp; the decoder
+    // only borrows `data`, which outlives it; the frame buffer returned by
+    // GetNext is owned by the decoder and copied before Delete.
+    unsafe {
+        let mut opts: w::WebPAnimDecoderOptions = std::mem::zeroed();
+        if w::WebPAnimDecoderOptionsInit(&mut opts) == 0 {
+            return Err(PipelineError::Internal("libwebp version mismatch".into()));
+        }
+        opts.color_mode = w::WEBP_CSP_MODE::MODE_RGBA;
+        opts.use_threads = 0;
+        let wd = w::WebPData {
+            bytes: data.as_ptr(),
+            size: data.len(),
+        };
+        let dec = w::WebPAnimDecoderNew(&wd, &opts);
+        if dec.is_null() {
+            return Err(corrupt());
+        }
+        struct Guard(*mut w::WebPAnimDecoder);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                // SAFETY: created by WebPAnimDecoderNew, deleted once.
+                unsafe { w::WebPAnimDecoderDelete(self.0) }
+            }
+        }
+        let guard = Guard(dec);
+        let mut info: w::WebPAnimInfo = std::mem::zeroed();
+        if w::WebPAnimDecoderGetInfo(guard.0, &mut info) == 0 {
+            return Err(corrupt());
+        }
+        let mut frame: *mut u8 = std::ptr::null_mut();
+        let mut ts = 0;
+        if w::WebPAnimDecoderGetNext(guard.0, &mut frame, &mut ts) == 0 || frame.is_null() {
+            return Err(corrupt());
+        }
+        let len = info.canvas_width as usize * info.canvas_height as usize * 4;
+        let mut buf = alloc(len as u64)?;
+        buf.copy_from_slice(std::slice::from_raw_parts(frame, len));
+        Ok(Pixels::new(info.canvas_width, info.canvas_height, 4, buf))
+    }
+}

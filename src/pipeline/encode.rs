@@ -1,0 +1,141 @@
+//! Encoders. None of them is given any metadata, so outputs carry no EXIF,
+//! XMP, ICC or comments: pixels are already upright and sRGB.
+//!
+//! Choices: `jpeg-encoder` (pure Rust, AVX2, optimised Huffman tables; at
+//! thumbnail sizes it is faster than non-SIMD libjpeg), the `image`
+//! crate's PNG encoder, libwebp (the reference encoder, method 4 as
+//! browsers' own tools use), and ravif/rav1e for AVIF at a speed setting
+//! that keeps a cache miss under a second for typical web sizes.
+
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::{ExtendedColorType, ImageEncoder};
+use jpeg_encoder::{ColorType as JpegColor, Encoder as JpegEncoder, SamplingFactor};
+use rgb::FromSlice;
+
+use super::options::OutputFormat;
+use super::pixels::Pixels;
+use super::transform::PipelineError;
+
+/// rav1e speed (1 slowest .. 10 fastest). 7 is a good size/time trade for
+/// on-the-fly encoding; the result is cached anyway.
+const AVIF_SPEED: u8 = 7;
+
+fn enc_err(what: &str, e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Internal(format!("{what} encoder failed: {e}"))
+}
+
+/// Encodes `px` as `format`. JPEG input must have no alpha (flattened by
+/// the caller); WebP/AVIF get gray expanded to RGB here.
+pub(crate) fn encode(
+    px: Pixels,
+    format: OutputFormat,
+    quality: u8,
+) -> Result<Vec<u8>, PipelineError> {
+    let quality = quality.clamp(1, 100);
+    match format {
+        OutputFormat::Jpeg => encode_jpeg(&px, quality),
+        OutputFormat::Png => encode_png(&px),
+        OutputFormat::WebP => encode_webp(px.into_rgb_family(), quality),
+        OutputFormat::Avif => encode_avif(px.into_rgb_family(), quality),
+    }
+}
+
+fn encode_jpeg(px: &Pixels, quality: u8) -> Result<Vec<u8>, PipelineError> {
+    let (w, h) = (dim16(px.w)?, dim16(px.h)?);
+    let ct = match px.ch {
+        1 => JpegColor::Luma,
+        3 => JpegColor::Rgb,
+        _ => return Err(PipelineError::Internal("JPEG encoder got alpha".into())),
+    };
+    let mut out = Vec::with_capacity(px.data.len() / 8 + 1024);
+    let mut enc = JpegEncoder::new(&mut out, quality);
+    // 4:2:0 like every camera and libvips; 4:4:4 at very high quality.
+    enc.set_sampling_factor(if quality >= 90 {
+        SamplingFactor::F_1_1
+    } else {
+        SamplingFactor::F_2_2
+    });
+    enc.set_optimized_huffman_tables(true);
+    enc.encode(&px.data, w, h, ct)
+        .map_err(|e| enc_err("JPEG", e))?;
+    Ok(out)
+}
+
+fn dim16(v: u32) -> Result<u16, PipelineError> {
+    u16::try_from(v)
+        .map_err(|_| PipelineError::Unsupported(format!("{v} pixels is too large for JPEG output")))
+}
+
+fn encode_png(px: &Pixels) -> Result<Vec<u8>, PipelineError> {
+    let ct = match px.ch {
+        1 => ExtendedColorType::L8,
+        2 => ExtendedColorType::La8,
+        3 => ExtendedColorType::Rgb8,
+        _ => ExtendedColorType::Rgba8,
+    };
+    let mut out = Vec::new();
+    PngEncoder::new_with_quality(&mut out, CompressionType::Default, FilterType::Adaptive)
+        .write_image(&px.data, px.w, px.h, ct)
+        .map_err(|e| enc_err("PNG", e))?;
+    Ok(out)
+}
+
+fn encode_webp(px: Pixels, quality: u8) -> Result<Vec<u8>, PipelineError> {
+    const MAX: u32 = 16383; // WebP's format limit
+    if px.w > MAX || px.h > MAX {
+        return Err(PipelineError::Unsupported(format!(
+            "{}x{} is too large for WebP output (max {MAX})",
+            px.w, px.h
+        )));
+    }
+    let stride = (px.w * u32::from(px.ch)) as i32;
+    let mut out: *mut u8 = std::ptr::null_mut();
+    // SAFETY: `px.data` holds w*h*ch bytes with the given stride; libwebp
+    // allocates `out`, which we copy and free with WebPFree.
+    unsafe {
+        let len = if px.ch == 4 {
+            libwebp_sys::WebPEncodeRGBA(
+                px.data.as_ptr(),
+                px.w as i32,
+                px.h as i32,
+                stride,
+                f32::from(quality),
+                &mut out,
+            )
+        } else {
+            libwebp_sys::WebPEncodeRGB(
+                px.data.as_ptr(),
+                px.w as i32,
+                px.h as i32,
+                stride,
+                f32::from(quality),
+                &mut out,
+            )
+        };
+        if len == 0 || out.is_null() {
+            if !out.is_null() {
+                libwebp_sys::WebPFree(out.cast());
+            }
+            return Err(enc_err("WebP", "no output"));
+        }
+        let bytes = std::slice::from_raw_parts(out, len).to_vec();
+        libwebp_sys::WebPFree(out.cast());
+        Ok(bytes)
+    }
+}
+
+fn encode_avif(px: Pixels, quality: u8) -> Result<Vec<u8>, PipelineError> {
+    let enc = ravif::Encoder::new()
+        .with_quality(f32::from(quality))
+        .with_alpha_quality(f32::from(quality))
+        .with_speed(AVIF_SPEED)
+        // The CPU pool already runs one job per core.
+        .with_num_threads(Some(1));
+    let (w, h) = (px.w as usize, px.h as usize);
+    let res = if px.ch == 4 {
+        enc.encode_rgba(ravif::Img::new(px.data.as_rgba(), w, h))
+    } else {
+        enc.encode_rgb(ravif::Img::new(px.data.as_rgb(), w, h))
+    };
+    res.map(|e| e.avif_file).map_err(|e| enc_err("AVIF", e))
+}

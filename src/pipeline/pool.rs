@@ -1,0 +1,176 @@
+//! A bounded CPU pool for image work.
+//!
+//! Decoding and encoding are CPU-bound for tens to hundreds of
+//! milliseconds; on the async runtime they would stall every other request
+//! on that thread. `spawn_blocking` is not an answer either: its pool grows
+//! to hundreds of threads, so a burst of cache misses would oversubscribe
+//! the cores and push every response's latency up together. Here a fixed
+//! number of threads (one per core) pulls from a bounded queue; when the
+//! queue is full, [`Pool::run`] fails at once with [`PoolError::Busy`] so
+//! the server can answer 503 with `Retry-After` instead of queueing
+//! unboundedly.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Why [`Pool::run`] did not return the job's result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// Every thread is busy and the queue is full: shed load (503 with
+    /// `Retry-After`).
+    #[error("image workers are busy")]
+    Busy,
+    /// The job panicked. The thread survived; the caller gets this (500).
+    #[error("image job panicked: {0}")]
+    Panicked(String),
+}
+
+/// The name the lead's code was written against; the busy case is
+/// [`PoolError::Busy`].
+pub type PoolBusy = PoolError;
+
+/// Handle to the pool. Cheap to clone; the threads exit when the last
+/// handle is dropped and the queue has drained.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    tx: SyncSender<Job>,
+    threads: usize,
+}
+
+impl Pool {
+    /// Starts `threads` worker threads (at least one) sharing a queue of at
+    /// most `max_queue` waiting jobs. With `max_queue == 0` a job is only
+    /// accepted when a thread is idle.
+    pub fn new(threads: usize, max_queue: usize) -> Pool {
+        let threads = threads.max(1);
+        let (tx, rx) = sync_channel::<Job>(max_queue);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let rx = Arc::clone(&rx);
+            let spawned = std::thread::Builder::new()
+                .name(format!("img-pool-{i}"))
+                .spawn(move || worker(&rx));
+            if let Err(e) = spawned {
+                // Fewer threads still work; none at all is reported by run()
+                // never completing, so log loudly.
+                tracing::error!("could not start image pool thread: {e}");
+            }
+        }
+        Pool { tx, threads }
+    }
+
+    /// A pool with one thread per available core and a queue of four jobs
+    /// per thread.
+    pub fn with_cpu_count() -> Pool {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Pool::new(n, n * 4)
+    }
+
+    /// Number of worker threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `job` on a pool thread and waits for its result without
+    /// blocking the async runtime. Fails immediately with
+    /// [`PoolError::Busy`] when the queue is full; a panicking job yields
+    /// [`PoolError::Panicked`] and leaves the thread alive. If the caller
+    /// stops waiting (request cancelled) before the job starts, the job is
+    /// skipped.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PoolError> {
+        let (done_tx, done_rx) = oneshot::channel::<Result<T, PoolError>>();
+        let wrapped: Job = Box::new(move || {
+            if done_tx.is_closed() {
+                return;
+            }
+            let r = catch_unwind(AssertUnwindSafe(job)).map_err(|p| {
+                PoolError::Panicked(
+                    p.downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into()),
+                )
+            });
+            let _ = done_tx.send(r);
+        });
+        match self.tx.try_send(wrapped) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                return Err(PoolError::Busy)
+            }
+        }
+        done_rx
+            .await
+            .unwrap_or_else(|_| Err(PoolError::Panicked("worker thread is gone".into())))
+    }
+}
+
+fn worker(rx: &Mutex<Receiver<Job>>) {
+    loop {
+        // Hold the lock only while waiting for the next job.
+        let job = match rx.lock() {
+            Ok(guard) => guard.recv(),
+            Err(poisoned) => poisoned.into_inner().recv(),
+        };
+        match job {
+            // Jobs catch their own panics; this outer guard is for the
+            // impossible case and keeps the thread alive regardless.
+            Ok(job) => {
+                let _ = catch_unwind(AssertUnwindSafe(job));
+            }
+            Err(_) => return, // all senders dropped
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn runs_jobs_and_survives_panics() {
+        let pool = Pool::new(1, 2);
+        assert_eq!(pool.run(|| 2 + 2).await, Ok(4));
+        let r = pool.run(|| -> u32 { panic!("boom") }).await;
+        assert_eq!(r, Err(PoolError::Panicked("boom".into())));
+        // the single thread is still alive
+        assert_eq!(pool.run(|| "ok").await, Ok("ok"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn full_queue_is_busy_immediately() {
+        let pool = Pool::new(1, 1);
+        let (release_tx, release_rx) = channel::<()>();
+        let (started_tx, started_rx) = channel::<()>();
+        let p = pool.clone();
+        let running = tokio::spawn(async move {
+            p.run(move || {
+                let _ = started_tx.send(());
+                let _ = release_rx.recv_timeout(Duration::from_secs(10));
+                1
+            })
+            .await
+        });
+        started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        // thread busy; one job fits in the queue, the next one does not
+        let p = pool.clone();
+        let queued = tokio::spawn(async move { p.run(|| 2).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let t0 = std::time::Instant::now();
+        assert_eq!(pool.run(|| 3).await, Err(PoolError::Busy));
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        release_tx.send(()).unwrap();
+        assert_eq!(running.await.unwrap(), Ok(1));
+        assert_eq!(queued.await.unwrap(), Ok(2));
+    }
+}

@@ -1,0 +1,942 @@
+//! End-to-end tests of [`transform`] over fixtures generated here (with
+//! jpeg-encoder, the `image` crate, libwebp and hand-built bytes), so the
+//! suite needs no files and stays fast in debug builds.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use jpeg_encoder::{ColorType as JColor, Encoder as JEncoder, SamplingFactor};
+
+use super::options::{Fit, OutputFormat, TransformOptions};
+use super::sniff::{sniff, SourceFormat};
+use super::transform::{transform, Limits, PipelineError};
+
+// --- allocation tracking (largest single allocation per thread) ----------
+
+struct Tracking;
+thread_local! {
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+}
+fn note(size: usize) {
+    let _ = LARGEST.try_with(|m| {
+        if size > m.get() {
+            m.set(size)
+        }
+    });
+}
+// SAFETY: forwards to the system allocator; only records sizes.
+unsafe impl GlobalAlloc for Tracking {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        note(l.size());
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        note(l.size());
+        unsafe { System.alloc_zeroed(l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        note(new);
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+#[global_allocator]
+static TRACKING: Tracking = Tracking;
+
+// --- helpers --------------------------------------------------------------
+
+fn opts(
+    w: Option<u32>,
+    h: Option<u32>,
+    fit: Fit,
+    format: Option<OutputFormat>,
+) -> TransformOptions {
+    TransformOptions {
+        width: w,
+        height: h,
+        fit,
+        quality: 90,
+        format,
+    }
+}
+
+fn run(src: &[u8], o: &TransformOptions) -> super::transform::Transformed {
+    let t = transform(src, o, &Limits::default()).expect("transform");
+    assert_eq!(
+        sniff(&t.bytes).map(|f| f.mime()),
+        Some(t.format.mime()),
+        "bytes match format"
+    );
+    t
+}
+
+/// Decodes an output independently of the pipeline: JPEG with plain
+/// libjpeg-turbo (zune-jpeg 0.5.15 mis-decodes valid files whose optimised
+/// Huffman tables have a single code, which flat test images produce),
+/// everything else with the `image` crate.
+fn decode(bytes: &[u8]) -> image::RgbaImage {
+    if sniff(bytes) == Some(SourceFormat::Jpeg) {
+        let d = mozjpeg::Decompress::new_mem(bytes).expect("jpeg header");
+        let mut s = d.rgba().expect("jpeg start");
+        let (w, h) = (s.width() as u32, s.height() as u32);
+        let data: Vec<u8> = s.read_scanlines().expect("jpeg data");
+        return image::RgbaImage::from_raw(w, h, data).expect("jpeg size");
+    }
+    image::load_from_memory(bytes)
+        .expect("decodable output")
+        .to_rgba8()
+}
+
+fn close(a: [u8; 4], b: [u8; 4], tol: u8) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= tol)
+}
+
+fn px(img: &image::RgbaImage, x: u32, y: u32) -> [u8; 4] {
+    img.get_pixel(x, y).0
+}
+
+const RED: [u8; 3] = [230, 20, 20];
+const GREEN: [u8; 3] = [20, 200, 40];
+const BLUE: [u8; 3] = [20, 40, 220];
+const WHITE: [u8; 3] = [250, 250, 250];
+
+/// A `w` x `h` RGB image with four coloured quadrants (TL red, TR green,
+/// BL blue, BR white): asymmetric under every rotation and flip.
+fn quadrants(w: usize, h: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            let c = match (x < w / 2, y < h / 2) {
+                (true, true) => RED,
+                (false, true) => GREEN,
+                (true, false) => BLUE,
+                (false, false) => WHITE,
+            };
+            v.extend_from_slice(&c);
+        }
+    }
+    v
+}
+
+fn jpeg(
+    data: &[u8],
+    w: u16,
+    h: u16,
+    ct: JColor,
+    f: impl FnOnce(&mut JEncoder<&mut Vec<u8>>),
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut e = JEncoder::new(&mut out, 95);
+    e.set_sampling_factor(SamplingFactor::F_1_1);
+    f(&mut e);
+    e.encode(data, w, h, ct).expect("encode fixture");
+    out
+}
+
+fn exif_orientation_block(o: u16) -> Vec<u8> {
+    let mut t = b"II*\0".to_vec();
+    t.extend_from_slice(&8u32.to_le_bytes());
+    t.extend_from_slice(&1u16.to_le_bytes());
+    t.extend_from_slice(&0x0112u16.to_le_bytes());
+    t.extend_from_slice(&3u16.to_le_bytes());
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(&o.to_le_bytes());
+    t.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    t
+}
+
+fn has_metadata(b: &[u8]) -> bool {
+    let has = |needle: &[u8]| b.windows(needle.len()).any(|w| w == needle);
+    has(b"Exif")
+        || has(b"ICC_PROFILE")
+        || has(b"iCCP")
+        || has(b"eXIf")
+        || has(b"ICCP")
+        || has(b"EXIF")
+        || has(b"http://ns.adobe.com/xap")
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn png_chunk(out: &mut Vec<u8>, ty: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let mut c = ty.to_vec();
+    c.extend_from_slice(data);
+    out.extend_from_slice(&c);
+    out.extend_from_slice(&crc32(&c).to_be_bytes());
+}
+
+/// zlib stream of stored (uncompressed) deflate blocks.
+fn zlib_stored(raw: &[u8]) -> Vec<u8> {
+    let mut z = vec![0x78, 0x01];
+    let chunks: Vec<&[u8]> = if raw.is_empty() {
+        vec![&[][..]]
+    } else {
+        raw.chunks(65535).collect()
+    };
+    for (i, c) in chunks.iter().enumerate() {
+        z.push(u8::from(i + 1 == chunks.len()));
+        z.extend_from_slice(&(c.len() as u16).to_le_bytes());
+        z.extend_from_slice(&(!(c.len() as u16)).to_le_bytes());
+        z.extend_from_slice(c);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in raw {
+        a = (a + u32::from(x)) % 65521;
+        b = (b + a) % 65521;
+    }
+    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    z
+}
+
+/// Hand-built PNG. `pixel(x, y)` returns the raw sample bytes of one pixel
+/// (for bit depths below 8, one byte holding the value). Interlaced images
+/// are written as the seven Adam7 passes.
+fn png(
+    w: u32,
+    h: u32,
+    depth: u8,
+    color: u8,
+    interlace: bool,
+    extra: &[(&[u8; 4], Vec<u8>)],
+    pixel: impl Fn(u32, u32) -> Vec<u8>,
+) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[depth, color, 0, 0, u8::from(interlace)]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    for (ty, data) in extra {
+        png_chunk(&mut out, ty, data);
+    }
+    let passes: Vec<(u32, u32, u32, u32)> = if interlace {
+        vec![
+            (0, 0, 8, 8),
+            (4, 0, 8, 8),
+            (0, 4, 4, 8),
+            (2, 0, 4, 4),
+            (0, 2, 2, 4),
+            (1, 0, 2, 2),
+            (0, 1, 1, 2),
+        ]
+    } else {
+        vec![(0, 0, 1, 1)]
+    };
+    let mut raw = Vec::new();
+    for (x0, y0, dx, dy) in passes {
+        let xs: Vec<u32> = (x0..w).step_by(dx as usize).collect();
+        if xs.is_empty() {
+            continue;
+        }
+        for y in (y0..h).step_by(dy as usize) {
+            raw.push(0); // filter: none
+            if depth < 8 {
+                let mut acc = 0u16;
+                let mut nbits = 0;
+                for &x in &xs {
+                    acc = (acc << depth) | u16::from(pixel(x, y)[0]);
+                    nbits += depth;
+                    if nbits == 8 {
+                        raw.push(acc as u8);
+                        acc = 0;
+                        nbits = 0;
+                    }
+                }
+                if nbits > 0 {
+                    raw.push((acc << (8 - nbits)) as u8);
+                }
+            } else {
+                for &x in &xs {
+                    raw.extend_from_slice(&pixel(x, y));
+                }
+            }
+        }
+    }
+    png_chunk(&mut out, b"IDAT", &zlib_stored(&raw));
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+fn quadrant_color(x: u32, y: u32, w: u32, h: u32) -> [u8; 3] {
+    match (x < w / 2, y < h / 2) {
+        (true, true) => RED,
+        (false, true) => GREEN,
+        (true, false) => BLUE,
+        (false, false) => WHITE,
+    }
+}
+
+fn assert_quadrants(img: &image::RgbaImage, tol: u8) {
+    let (w, h) = img.dimensions();
+    for (x, y, c) in [
+        (w / 4, h / 4, RED),
+        (3 * w / 4, h / 4, GREEN),
+        (w / 4, 3 * h / 4, BLUE),
+        (3 * w / 4, 3 * h / 4, WHITE),
+    ] {
+        let got = px(img, x, y);
+        assert!(
+            close(got, [c[0], c[1], c[2], 255], tol),
+            "at {x},{y}: {got:?} vs {c:?}"
+        );
+    }
+}
+
+// --- EXIF orientation -------------------------------------------------------
+
+#[test]
+fn exif_orientation_all_eight_applied_and_stripped() {
+    // Displayed image: 32x16 quadrants. Store it so that applying the tag
+    // gives it back: the inverse of o is o itself except 6 <-> 8.
+    let shown = super::pixels::Pixels::new(32, 16, 3, quadrants(32, 16));
+    for o in 1u8..=8 {
+        let inverse = match o {
+            6 => 8,
+            8 => 6,
+            o => o,
+        };
+        let stored = shown.clone().orient(inverse);
+        let exif = exif_orientation_block(u16::from(o));
+        let src = jpeg(
+            &stored.data,
+            stored.w as u16,
+            stored.h as u16,
+            JColor::Rgb,
+            |e| {
+                e.add_exif_metadata(&exif).expect("exif");
+            },
+        );
+        for (w, expect) in [(None, (32, 16)), (Some(16), (16, 8))] {
+            let t = run(&src, &opts(w, None, Fit::Inside, None));
+            assert!(!has_metadata(&t.bytes), "orientation {o}: metadata left");
+            let img = decode(&t.bytes);
+            assert_eq!(img.dimensions(), expect, "orientation {o}");
+            assert_quadrants(&img, 40);
+        }
+    }
+}
+
+// --- CMYK / YCCK ------------------------------------------------------------
+
+fn cmyk_fixture() -> Vec<u8> {
+    // Plain CMYK (0 = no ink): left half cyan, right half magenta+black 50%
+    let (w, h) = (16usize, 8usize);
+    let mut v = Vec::new();
+    for _y in 0..h {
+        for x in 0..w {
+            v.extend_from_slice(if x < w / 2 {
+                &[255, 0, 0, 0]
+            } else {
+                &[0, 255, 0, 128]
+            });
+        }
+    }
+    v
+}
+
+fn assert_cmyk_colours(t: &super::transform::Transformed) {
+    let img = decode(&t.bytes);
+    assert_eq!(img.dimensions(), (16, 8));
+    assert!(
+        close(px(&img, 3, 4), [0, 255, 255, 255], 30),
+        "cyan: {:?}",
+        px(&img, 3, 4)
+    );
+    // magenta at half black: (127, 0, 127)
+    assert!(
+        close(px(&img, 12, 4), [127, 0, 127, 255], 30),
+        "magenta: {:?}",
+        px(&img, 12, 4)
+    );
+}
+
+#[test]
+fn cmyk_and_ycck_jpegs_become_srgb() {
+    let cmyk = cmyk_fixture();
+    // jpeg-encoder writes Adobe-style inverted CMYK with an APP14 marker.
+    let adobe_cmyk = jpeg(&cmyk, 16, 8, JColor::Cmyk, |_| {});
+    let adobe_ycck = jpeg(&cmyk, 16, 8, JColor::CmykAsYcck, |_| {});
+    assert_eq!(adobe_ycck.windows(5).filter(|w| w == b"Adobe").count(), 1);
+    for src in [adobe_cmyk, adobe_ycck] {
+        let t = run(
+            &src,
+            &opts(None, None, Fit::Inside, Some(OutputFormat::Png)),
+        );
+        assert_cmyk_colours(&t);
+    }
+    // Non-inverted CMYK without an Adobe marker: feed inverted samples so
+    // the stored values are plain, then remove the APP14 segment.
+    let inverted: Vec<u8> = cmyk.iter().map(|v| 255 - v).collect();
+    let mut plain = jpeg(&inverted, 16, 8, JColor::Cmyk, |_| {});
+    let at = plain
+        .windows(9)
+        .position(|w| w == b"\xFF\xEE\x00\x0EAdobe")
+        .expect("APP14");
+    plain.drain(at..at + 16);
+    let t = run(
+        &plain,
+        &opts(None, None, Fit::Inside, Some(OutputFormat::Jpeg)),
+    );
+    assert_cmyk_colours(&t);
+}
+
+// --- ICC --------------------------------------------------------------------
+
+#[test]
+fn icc_srgb_is_untouched_and_p3_is_converted() {
+    let data = quadrants(16, 16);
+    let plain = jpeg(&data, 16, 16, JColor::Rgb, |_| {});
+    let srgb = moxcms::ColorProfile::new_srgb().encode().expect("profile");
+    let tagged_srgb = jpeg(&data, 16, 16, JColor::Rgb, |e| {
+        e.add_icc_profile(&srgb).expect("icc")
+    });
+    let o = opts(None, None, Fit::Inside, Some(OutputFormat::Png));
+    let a = run(&plain, &o);
+    let b = run(&tagged_srgb, &o);
+    assert_eq!(a.bytes, b.bytes, "an sRGB profile must not change pixels");
+    assert!(!has_metadata(&b.bytes));
+
+    let p3 = moxcms::ColorProfile::new_display_p3()
+        .encode()
+        .expect("profile");
+    let tagged_p3 = jpeg(&data, 16, 16, JColor::Rgb, |e| {
+        e.add_icc_profile(&p3).expect("icc")
+    });
+    let c = decode(&run(&tagged_p3, &o).bytes);
+    let a = decode(&a.bytes);
+    // P3 green (20,200,40) is more saturated than sRGB green: red drops,
+    // green stays high.
+    let (pa, pc) = (px(&a, 12, 4), px(&c, 12, 4));
+    assert!(
+        pc[0] + 10 < pa[0] || pc[0] == 0,
+        "P3 not converted: {pa:?} -> {pc:?}"
+    );
+
+    // PNG iCCP (zlib-compressed profile) is honoured too.
+    let mut iccp = b"p3\0\0".to_vec();
+    iccp.extend_from_slice(&zlib_stored(&p3));
+    let png_p3 = png(16, 16, 8, 2, false, &[(b"iCCP", iccp)], |x, y| {
+        quadrant_color(x, y, 16, 16).to_vec()
+    });
+    let d = decode(&run(&png_p3, &o).bytes);
+    assert!(
+        px(&d, 12, 4)[0] < 10,
+        "PNG P3 not converted: {:?}",
+        px(&d, 12, 4)
+    );
+}
+
+// --- alpha ------------------------------------------------------------------
+
+fn rgba_png() -> Vec<u8> {
+    // Left half opaque red, right half fully transparent, one column
+    // half-transparent blue.
+    png(16, 8, 8, 6, false, &[], |x, _| match x {
+        0..=7 => vec![255, 0, 0, 255],
+        8 => vec![0, 0, 255, 128],
+        _ => vec![0, 0, 0, 0],
+    })
+}
+
+#[test]
+fn alpha_kept_for_png_webp_avif_and_flattened_for_jpeg() {
+    let src = rgba_png();
+    for f in [OutputFormat::Png, OutputFormat::WebP] {
+        let img = decode(&run(&src, &opts(None, None, Fit::Inside, Some(f))).bytes);
+        assert!(
+            close(px(&img, 2, 4), [255, 0, 0, 255], 30),
+            "{f:?}: {:?}",
+            px(&img, 2, 4)
+        );
+        assert_eq!(px(&img, 14, 4)[3], 0, "{f:?} lost transparency");
+    }
+    let img = decode(
+        &run(
+            &src,
+            &opts(None, None, Fit::Inside, Some(OutputFormat::Jpeg)),
+        )
+        .bytes,
+    );
+    assert!(
+        close(px(&img, 14, 4), [255, 255, 255, 255], 8),
+        "transparent -> white: {:?}",
+        px(&img, 14, 4)
+    );
+    assert!(close(px(&img, 2, 4), [255, 0, 0, 255], 40));
+    // AVIF: no decoder here, but the file must carry an alpha auxiliary image.
+    let avif = run(
+        &src,
+        &opts(None, None, Fit::Inside, Some(OutputFormat::Avif)),
+    )
+    .bytes;
+    assert!(
+        avif.windows(15).any(|w| w == b"auxiliary:alpha"),
+        "AVIF without alpha plane"
+    );
+}
+
+#[test]
+fn contain_pads_transparent_or_white() {
+    let src = jpeg(&quadrants(32, 16), 32, 16, JColor::Rgb, |_| {});
+    let img = decode(
+        &run(
+            &src,
+            &opts(Some(20), Some(20), Fit::Contain, Some(OutputFormat::Png)),
+        )
+        .bytes,
+    );
+    assert_eq!(img.dimensions(), (20, 20));
+    assert_eq!(px(&img, 10, 0)[3], 0, "padding is transparent");
+    assert_eq!(px(&img, 10, 10)[3], 255);
+    let img = decode(
+        &run(
+            &src,
+            &opts(Some(20), Some(20), Fit::Contain, Some(OutputFormat::Jpeg)),
+        )
+        .bytes,
+    );
+    assert!(close(px(&img, 10, 0), [255, 255, 255, 255], 8));
+    // cover and fill: exact size, may enlarge with explicit sizes
+    let img = decode(&run(&src, &opts(Some(40), Some(40), Fit::Cover, None)).bytes);
+    assert_eq!(img.dimensions(), (40, 40));
+    let img = decode(&run(&src, &opts(Some(64), Some(10), Fit::Fill, None)).bytes);
+    assert_eq!(img.dimensions(), (64, 10));
+    // inside never enlarges
+    let img = decode(&run(&src, &opts(Some(64), None, Fit::Inside, None)).bytes);
+    assert_eq!(img.dimensions(), (32, 16));
+}
+
+// --- PNG variants -------------------------------------------------------------
+
+#[test]
+fn png_16bit_gray_palette_interlaced() {
+    let (w, h) = (16u32, 16u32);
+    let o = opts(Some(8), None, Fit::Inside, None);
+    // 16-bit RGBA
+    let p16 = png(w, h, 16, 6, false, &[], |x, y| {
+        quadrant_color(x, y, w, h)
+            .iter()
+            .flat_map(|&c| (u16::from(c) * 257).to_be_bytes())
+            .chain([0xFF, 0xFF])
+            .collect()
+    });
+    let t = run(&p16, &o);
+    assert_eq!(t.format, OutputFormat::Png);
+    assert_quadrants(&decode(&t.bytes), 30);
+    // 8-bit gray, and 1-bit gray
+    let gray = png(w, h, 8, 0, false, &[], |x, _| {
+        vec![if x < 8 { 10 } else { 240 }]
+    });
+    let img = decode(&run(&gray, &o).bytes);
+    assert!(
+        close(px(&img, 1, 1), [10, 10, 10, 255], 6)
+            && close(px(&img, 6, 6), [240, 240, 240, 255], 6)
+    );
+    let bits = png(w, h, 1, 0, false, &[], |x, _| vec![u8::from(x >= 8)]);
+    let img = decode(&run(&bits, &opts(None, None, Fit::Inside, None)).bytes);
+    assert_eq!(
+        (px(&img, 1, 1), px(&img, 14, 1)),
+        ([0, 0, 0, 255], [255, 255, 255, 255])
+    );
+    // palette with tRNS (index 3 transparent), 4-bit indices
+    let plte: Vec<u8> = [RED, GREEN, BLUE, WHITE].concat();
+    let pal = png(
+        w,
+        h,
+        4,
+        3,
+        false,
+        &[(b"PLTE", plte.clone()), (b"tRNS", vec![255, 255, 255, 0])],
+        |x, y| vec![u8::from(x >= w / 2) + 2 * u8::from(y >= h / 2)],
+    );
+    let img = decode(&run(&pal, &opts(None, None, Fit::Inside, None)).bytes);
+    assert!(close(px(&img, 2, 2), [RED[0], RED[1], RED[2], 255], 0));
+    assert_eq!(px(&img, 12, 12)[3], 0);
+    // Adam7 interlaced RGB
+    let inter = png(w, h, 8, 2, true, &[], |x, y| {
+        quadrant_color(x, y, w, h).to_vec()
+    });
+    let img = decode(&run(&inter, &opts(None, None, Fit::Inside, None)).bytes);
+    assert_quadrants(&img, 0);
+    let img = decode(&run(&inter, &o).bytes);
+    assert_eq!(img.dimensions(), (8, 8));
+    assert_quadrants(&img, 30);
+}
+
+// --- progressive JPEG ---------------------------------------------------------
+
+#[test]
+fn progressive_jpeg_decodes_like_baseline() {
+    let data = quadrants(64, 32);
+    let base = jpeg(&data, 64, 32, JColor::Rgb, |_| {});
+    let prog = jpeg(&data, 64, 32, JColor::Rgb, |e| e.set_progressive(true));
+    assert!(
+        prog.windows(2).any(|w| w == [0xFF, 0xC2]),
+        "fixture is progressive"
+    );
+    for w in [None, Some(16), Some(8)] {
+        let o = opts(w, None, Fit::Inside, Some(OutputFormat::Png));
+        let a = decode(&run(&base, &o).bytes);
+        let b = decode(&run(&prog, &o).bytes);
+        assert_eq!(a.dimensions(), b.dimensions());
+        assert_quadrants(&b, 30);
+    }
+}
+
+// --- animations ---------------------------------------------------------------
+
+fn gif(frames: usize) -> Vec<u8> {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame, RgbaImage};
+    let mut out = Vec::new();
+    {
+        let mut e = GifEncoder::new(&mut out);
+        for i in 0..frames {
+            let c = if i == 0 {
+                [255, 0, 0, 255]
+            } else {
+                [0, 0, 255, 255]
+            };
+            let img = RgbaImage::from_pixel(12, 10, image::Rgba(c));
+            e.encode_frame(Frame::from_parts(
+                img,
+                0,
+                0,
+                Delay::from_numer_denom_ms(100, 1),
+            ))
+            .expect("gif frame");
+        }
+    }
+    out
+}
+
+/// Animated WebP: a RIFF container of ANMF chunks, each wrapping a lossless
+/// frame produced by libwebp.
+fn animated_webp(colors: &[[u8; 4]], w: u32, h: u32) -> Vec<u8> {
+    let mut body = b"WEBP".to_vec();
+    let mut vp8x = vec![0x02 | 0x10, 0, 0, 0];
+    vp8x.extend_from_slice(&(w - 1).to_le_bytes()[..3]);
+    vp8x.extend_from_slice(&(h - 1).to_le_bytes()[..3]);
+    let chunk = |out: &mut Vec<u8>, ty: &[u8; 4], data: &[u8]| {
+        out.extend_from_slice(ty);
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+        if data.len() % 2 == 1 {
+            out.push(0);
+        }
+    };
+    chunk(&mut body, b"VP8X", &vp8x);
+    chunk(&mut body, b"ANIM", &[0, 0, 0, 0, 0, 0]);
+    for c in colors {
+        let rgba: Vec<u8> = (0..w * h).flat_map(|_| *c).collect();
+        let mut out: *mut u8 = std::ptr::null_mut();
+        // SAFETY: valid buffer of w*h*4 bytes; output freed with WebPFree.
+        let still = unsafe {
+            let n = libwebp_sys::WebPEncodeLosslessRGBA(
+                rgba.as_ptr(),
+                w as i32,
+                h as i32,
+                (w * 4) as i32,
+                &mut out,
+            );
+            let v = std::slice::from_raw_parts(out, n).to_vec();
+            libwebp_sys::WebPFree(out.cast());
+            v
+        };
+        let vp8l = &still[12..]; // skip RIFF header: the VP8L chunk
+        let mut anmf = vec![0u8; 6];
+        anmf.extend_from_slice(&(w - 1).to_le_bytes()[..3]);
+        anmf.extend_from_slice(&(h - 1).to_le_bytes()[..3]);
+        anmf.extend_from_slice(&[100, 0, 0, 0]);
+        anmf.extend_from_slice(vp8l);
+        chunk(&mut body, b"ANMF", &anmf);
+    }
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+#[test]
+fn animations_give_their_first_frame_and_respect_frame_limit() {
+    let g = gif(3);
+    let t = run(&g, &opts(Some(6), None, Fit::Inside, None));
+    assert_eq!(t.format, OutputFormat::Png, "GIF output becomes PNG");
+    let img = decode(&t.bytes);
+    assert_eq!(img.dimensions(), (6, 5));
+    assert!(
+        close(px(&img, 3, 2), [255, 0, 0, 255], 4),
+        "{:?}",
+        px(&img, 3, 2)
+    );
+
+    let wp = animated_webp(&[[255, 0, 0, 255], [0, 0, 255, 255]], 12, 10);
+    assert_eq!(sniff(&wp), Some(SourceFormat::WebP));
+    let t = run(&wp, &opts(Some(6), None, Fit::Inside, None));
+    assert_eq!(t.format, OutputFormat::WebP);
+    let img = decode(&t.bytes);
+    assert_eq!(img.dimensions(), (6, 5));
+    assert!(
+        close(px(&img, 3, 2), [255, 0, 0, 255], 30),
+        "{:?}",
+        px(&img, 3, 2)
+    );
+
+    let limits = Limits {
+        max_frames: 2,
+        ..Limits::default()
+    };
+    let o = opts(Some(6), None, Fit::Inside, None);
+    assert_eq!(
+        transform(&g, &o, &limits),
+        Err(PipelineError::TooManyFrames { max: 2 })
+    );
+    let wp3 = animated_webp(&[[1, 2, 3, 255]; 3], 4, 4);
+    assert_eq!(
+        transform(&wp3, &o, &limits),
+        Err(PipelineError::TooManyFrames { max: 2 })
+    );
+}
+
+// --- formats, metadata, unsupported -------------------------------------------
+
+#[test]
+fn every_output_format_matches_its_bytes_and_has_no_metadata() {
+    let exif = exif_orientation_block(1);
+    let src = jpeg(&quadrants(16, 16), 16, 16, JColor::Rgb, |e| {
+        e.add_exif_metadata(&exif).expect("exif");
+        e.add_icc_profile(&moxcms::ColorProfile::new_srgb().encode().expect("icc"))
+            .expect("icc");
+    });
+    assert!(has_metadata(&src));
+    for f in [
+        OutputFormat::Jpeg,
+        OutputFormat::Png,
+        OutputFormat::WebP,
+        OutputFormat::Avif,
+    ] {
+        let t = run(&src, &opts(Some(8), None, Fit::Inside, Some(f)));
+        assert_eq!(t.format, f);
+        assert!(!has_metadata(&t.bytes), "{f:?} kept metadata");
+    }
+}
+
+#[test]
+fn svg_and_avif_sources_are_refused_clearly() {
+    let o = opts(Some(8), None, Fit::Inside, None);
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>"#;
+    let e = transform(svg, &o, &Limits::default()).expect_err("svg");
+    assert!(matches!(e, PipelineError::Unsupported(_)) && e.is_client_error());
+    let avif = run(
+        &jpeg(&quadrants(8, 8), 8, 8, JColor::Rgb, |_| {}),
+        &opts(None, None, Fit::Inside, Some(OutputFormat::Avif)),
+    )
+    .bytes;
+    let e = transform(&avif, &o, &Limits::default()).expect_err("avif source");
+    assert!(e.to_string().contains("AVIF"), "{e}");
+    assert!(e.is_client_error());
+}
+
+// --- limits -------------------------------------------------------------------
+
+/// A PNG declaring 20000x20000 8-bit gray whose IDAT really inflates to the
+/// full 400 MB of zeros: one dynamic-Huffman deflate block in which a
+/// 258-byte match costs 2 bits.
+fn png_bomb(side: u32) -> Vec<u8> {
+    struct Bits {
+        out: Vec<u8>,
+        acc: u64,
+        n: u32,
+    }
+    impl Bits {
+        fn put(&mut self, v: u64, n: u32) {
+            self.acc |= v << self.n;
+            self.n += n;
+            while self.n >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.n -= 8;
+            }
+        }
+        // Huffman codes go most-significant bit first.
+        fn code(&mut self, code: u64, len: u32) {
+            let mut r = 0;
+            for i in 0..len {
+                r |= ((code >> i) & 1) << (len - 1 - i);
+            }
+            self.put(r, len);
+        }
+    }
+    let total = u64::from(side) * (u64::from(side) + 1);
+    let mut b = Bits {
+        out: vec![0x78, 0x01],
+        acc: 0,
+        n: 0,
+    };
+    b.put(1, 1); // final block
+    b.put(2, 2); // dynamic Huffman
+    b.put(29, 5); // HLIT: 286 literal/length codes
+    b.put(0, 5); // HDIST: 1 distance code
+    b.put(14, 4); // HCLEN: 18 code-length codes
+                  // code-length code lengths, in the spec's permuted order
+    for sym in [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1] {
+        b.put(
+            match sym {
+                18 => 1,
+                1 | 2 => 2,
+                _ => 0,
+            },
+            3,
+        );
+    }
+    // code-length codes: 18 -> "0", 1 -> "10", 2 -> "11"
+    let (cl1, cl2) = ((0b10, 2), (0b11, 2));
+    b.code(cl2.0, cl2.1); // lit 0: length 2
+    b.code(0, 1);
+    b.put(127, 7); // 138 zeros (1..=138)
+    b.code(0, 1);
+    b.put(106, 7); // 117 zeros (139..=255)
+    b.code(cl2.0, cl2.1); // 256 (end of block): length 2
+    b.code(0, 1);
+    b.put(17, 7); // 28 zeros (257..=284)
+    b.code(cl1.0, cl1.1); // 285 (length 258): length 1
+    b.code(cl1.0, cl1.1); // distance 0: length 1
+                          // literal/length codes: 285 -> "0", 0 -> "10", 256 -> "11"
+    b.code(0b10, 2); // one literal zero
+    let rest = total - 1;
+    for _ in 0..rest / 258 {
+        b.put(0, 2); // length 258 ("0"), distance 1 ("0")
+    }
+    for _ in 0..rest % 258 {
+        b.code(0b10, 2);
+    }
+    b.code(0b11, 2); // end of block
+    b.put(0, 7);
+    let mut z = b.out;
+    let adler = ((total % 65521) << 16) | 1;
+    z.extend_from_slice(&(adler as u32).to_be_bytes());
+
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = side.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    png_chunk(&mut out, b"IDAT", &z);
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+#[test]
+fn png_bomb_refused_fast_without_big_allocation() {
+    // Sanity-check the bomb generator on a small size: it must really
+    // inflate to a valid all-black image.
+    let small = png_bomb(300);
+    let img = decode(&small);
+    assert_eq!(img.dimensions(), (300, 300));
+    assert!(img.pixels().all(|p| p.0 == [0, 0, 0, 255]));
+
+    let bomb = png_bomb(20_000);
+    assert!(bomb.len() < 500_000, "bomb is {} bytes", bomb.len());
+    let o = opts(Some(100), None, Fit::Inside, None);
+    LARGEST.with(|m| m.set(0));
+    let t0 = Instant::now();
+    let r = transform(&bomb, &o, &Limits::default());
+    let elapsed = t0.elapsed();
+    let largest = LARGEST.with(|m| m.get());
+    assert!(
+        matches!(
+            r,
+            Err(PipelineError::TooManyPixels {
+                width: 20_000,
+                height: 20_000,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert!(elapsed < Duration::from_millis(500), "took {elapsed:?}");
+    assert!(largest < 1 << 20, "allocated {largest} bytes at once");
+    // The decoder's own limits refuse it too if it ever gets that far.
+    LARGEST.with(|m| m.set(0));
+    let t0 = Instant::now();
+    assert!(super::decode::decode_png(&bomb, 1_000_000).is_err());
+    assert!(t0.elapsed() < Duration::from_millis(500));
+    assert!(LARGEST.with(|m| m.get()) < 1 << 20);
+}
+
+#[test]
+fn output_canvas_is_limited_too() {
+    let src = jpeg(&quadrants(8, 8), 8, 8, JColor::Rgb, |_| {});
+    let limits = Limits {
+        max_pixels: 10_000,
+        ..Limits::default()
+    };
+    let r = transform(&src, &opts(Some(200), Some(200), Fit::Fill, None), &limits);
+    assert!(
+        matches!(r, Err(PipelineError::TooManyPixels { .. })),
+        "{r:?}"
+    );
+}
+
+// --- corrupt input ------------------------------------------------------------
+
+#[test]
+fn truncated_and_corrupt_inputs_are_errors_not_panics() {
+    let j = jpeg(&quadrants(64, 64), 64, 64, JColor::Rgb, |_| {});
+    let prog = jpeg(&quadrants(64, 64), 64, 64, JColor::Rgb, |e| {
+        e.set_progressive(true)
+    });
+    let p = png(32, 32, 8, 2, false, &[], |x, y| {
+        quadrant_color(x, y, 32, 32).to_vec()
+    });
+    // One frame: only the first frame is decoded, so a cut in a later frame
+    // of an animation leaves a complete (first-frame) result.
+    let g = gif(1);
+    let o = opts(Some(16), None, Fit::Inside, None);
+    for (name, src) in [
+        ("jpeg", &j),
+        ("progressive", &prog),
+        ("png", &p),
+        ("gif", &g),
+    ] {
+        for cut in [src.len() / 3, src.len() / 2, src.len() * 9 / 10] {
+            let r = transform(&src[..cut], &o, &Limits::default());
+            assert!(
+                r.is_err(),
+                "{name} truncated at {cut}/{} was accepted",
+                src.len()
+            );
+            assert!(r.unwrap_err().is_client_error());
+        }
+    }
+    // JPEG missing only its EOI marker is a complete image.
+    assert!(transform(&j[..j.len() - 2], &o, &Limits::default()).is_ok());
+    // Byte flips anywhere: any result is fine, a panic is not (transform
+    // catches panics, so check that no Internal error shows up either).
+    for (name, src) in [("jpeg", &j), ("png", &p), ("gif", &g)] {
+        for i in (0..src.len()).step_by(7) {
+            let mut bad = src.to_vec();
+            bad[i] ^= 0x5A;
+            if let Err(e) = transform(&bad, &o, &Limits::default()) {
+                assert!(e.is_client_error(), "{name} flip at {i}: {e}");
+            }
+        }
+    }
+}
