@@ -42,6 +42,9 @@ pub enum Command {
     Gateway(NodeArgs),
     /// Fetches, transforms and caches images for the gateways.
     Worker(NodeArgs),
+    /// Resizes/converts image files with exactly the worker's pipeline
+    /// (batch thumbnails: several inputs use every core).
+    Transform(crate::pipeline::cli::TransformArgs),
 }
 
 /// Settings shared by every role. Each is an environment variable (the
@@ -104,6 +107,16 @@ pub struct NodeArgs {
     #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 
+    /// Largest source image accepted for transformation, in pixels (checked
+    /// from the header, before decoding).
+    #[arg(long, env = "MAX_SOURCE_PIXELS", default_value_t = 50_000_000)]
+    pub max_source_pixels: u64,
+
+    /// Transformations allowed to wait for a CPU; beyond that, 503 with
+    /// `Retry-After`.
+    #[arg(long, env = "MAX_QUEUE", default_value_t = 64)]
+    pub max_queue: usize,
+
     /// How often a node gossips with a peer; failure detection scales with it.
     #[arg(long, env = "GOSSIP_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
     pub gossip_interval: Duration,
@@ -128,6 +141,8 @@ pub struct Config {
     pub allowed_source_networks: Vec<IpNet>,
     pub json_logs: bool,
     pub gossip_interval: Duration,
+    pub max_source_pixels: u64,
+    pub max_queue: usize,
 }
 
 /// A setting that parses but cannot be used; the message names the variable.
@@ -183,6 +198,9 @@ impl NodeArgs {
         if self.gossip_interval.is_zero() {
             return Err(ConfigError::Zero("GOSSIP_INTERVAL"));
         }
+        if self.max_source_pixels == 0 {
+            return Err(ConfigError::Zero("MAX_SOURCE_PIXELS"));
+        }
         if self.gossip_interval > Duration::from_secs(1) {
             return Err(ConfigError::GossipTooSlow);
         }
@@ -212,6 +230,8 @@ impl NodeArgs {
             allowed_source_networks: self.allowed_source_networks.into_iter().flatten().collect(),
             json_logs: self.log_format == "json",
             gossip_interval: self.gossip_interval,
+            max_source_pixels: self.max_source_pixels,
+            max_queue: self.max_queue,
         })
     }
 }

@@ -11,12 +11,16 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::cluster::auth::AuthError;
+use crate::pipeline::OptionError;
 use crate::worker::fetch::FetchError;
 use crate::worker::WorkerError;
 
 /// Any error a handler answers with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// An image option is invalid; the message names the option.
+    #[error(transparent)]
+    Option(#[from] OptionError),
     /// The request itself is wrong (missing or invalid parameter).
     #[error("{0}")]
     BadRequest(String),
@@ -38,7 +42,7 @@ impl ApiError {
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Option(_) => StatusCode::BAD_REQUEST,
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotCached => StatusCode::NOT_FOUND,
             ApiError::NoWorker => StatusCode::SERVICE_UNAVAILABLE,
@@ -52,6 +56,9 @@ impl ApiError {
                     FetchError::Timeout => StatusCode::GATEWAY_TIMEOUT,
                 },
                 WorkerError::NotAnImage => StatusCode::UNPROCESSABLE_ENTITY,
+                WorkerError::Pipeline(p) if p.is_client_error() => StatusCode::UNPROCESSABLE_ENTITY,
+                WorkerError::Pipeline(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                WorkerError::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 WorkerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
@@ -61,6 +68,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<u32> {
         match self {
             ApiError::NoWorker => Some(1),
+            ApiError::Worker(e) if matches!(e.as_ref(), WorkerError::Busy) => Some(1),
             _ => None,
         }
     }

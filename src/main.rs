@@ -36,6 +36,15 @@ fn main() -> ExitCode {
         Some(Command::Standalone(a)) => (Role::Standalone, a),
         Some(Command::Gateway(a)) => (Role::Gateway, a),
         Some(Command::Worker(a)) => (Role::Worker, a),
+        Some(Command::Transform(args)) => {
+            return match img_proxy::pipeline::cli::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("img-proxy: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
     let config = match args.into_config(role) {
         Ok(c) => c,

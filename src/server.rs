@@ -28,8 +28,9 @@ use crate::cluster::Role;
 use crate::config::Config;
 use crate::gateway::{self, Backends, Gateway};
 use crate::metrics::Metrics;
+use crate::pipeline::Limits;
 use crate::worker::fetch::{install_crypto_provider, FetchConfig};
-use crate::worker::{self, Worker};
+use crate::worker::{self, Worker, WorkerConfig};
 
 /// From the shutdown signal to exit, whatever is still in flight.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(9);
@@ -96,13 +97,21 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Some(wm) => Some(
             Worker::new(
                 cfg.name.clone(),
-                cfg.cache_max_bytes,
-                cfg.cache_ttl,
-                FetchConfig {
-                    max_bytes: cfg.max_source_bytes,
-                    timeout: cfg.fetch_timeout,
-                    max_redirects: cfg.max_redirects,
-                    allowed_networks: cfg.allowed_source_networks.clone(),
+                WorkerConfig {
+                    cache_max_bytes: cfg.cache_max_bytes,
+                    cache_ttl: cfg.cache_ttl,
+                    fetch: FetchConfig {
+                        max_bytes: cfg.max_source_bytes,
+                        timeout: cfg.fetch_timeout,
+                        max_redirects: cfg.max_redirects,
+                        allowed_networks: cfg.allowed_source_networks.clone(),
+                    },
+                    limits: Limits {
+                        max_pixels: cfg.max_source_pixels,
+                        ..Limits::default()
+                    },
+                    threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    max_queue: cfg.max_queue,
                 },
                 wm,
             )

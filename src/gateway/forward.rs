@@ -18,6 +18,7 @@ use crate::cluster::membership::Member;
 use crate::cluster::placement;
 use crate::error::ApiError;
 use crate::metrics::WorkerLabel;
+use crate::pipeline::TransformOptions;
 use crate::worker::api::CacheRequest;
 use crate::RequestId;
 
@@ -52,11 +53,12 @@ pub(super) async fn forward(
     keys: &ClusterKeys,
     workers: &[Member],
     url: &Url,
+    opts: &TransformOptions,
     request_id: &RequestId,
 ) -> Result<Response, ApiError> {
     let ranked = placement::rank(url.as_str(), workers, |m| m.name.as_str());
     for (i, worker) in ranked.iter().enumerate() {
-        match ask(gw, keys, worker, url, request_id).await {
+        match ask(gw, keys, worker, url, opts, request_id).await {
             Ok(resp) => {
                 gw.metrics
                     .routed
@@ -83,12 +85,19 @@ async fn ask(
     keys: &ClusterKeys,
     worker: &Member,
     url: &Url,
+    opts: &TransformOptions,
     request_id: &RequestId,
 ) -> Result<Response, Unreachable> {
     let base = format!("http://{}", worker.http_addr);
     let mut lookup =
         Url::parse(&format!("{base}/v1/image")).map_err(|_| Unreachable::Unauthorized)?;
-    lookup.query_pairs_mut().append_pair("url", url.as_str());
+    {
+        let mut q = lookup.query_pairs_mut();
+        q.append_pair("url", url.as_str());
+        for (k, v) in opts.to_query() {
+            q.append_pair(k, &v);
+        }
+    }
     let resp = send(
         gw,
         keys,
@@ -103,10 +112,7 @@ async fn ask(
         return relay(resp).await;
     }
     let fill = Url::parse(&format!("{base}/v1/cache")).map_err(|_| Unreachable::Unauthorized)?;
-    let body = serde_json::to_vec(&CacheRequest {
-        url: url.to_string(),
-    })
-    .unwrap_or_default();
+    let body = serde_json::to_vec(&CacheRequest::new(url, opts)).unwrap_or_default();
     let resp = send(
         gw,
         keys,

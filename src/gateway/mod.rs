@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -23,8 +23,8 @@ use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::Membership;
 use crate::error::ApiError;
 use crate::metrics::{GatewayMetrics, StatusLabel};
-use crate::worker::api::image_response;
-use crate::worker::{parse_source_url, Worker};
+use crate::worker::api::{image_response, parse_image_query};
+use crate::worker::Worker;
 use crate::RequestId;
 
 /// Where a gateway sends work.
@@ -92,7 +92,8 @@ async fn image(
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
-    let mut resp = match handle(&gw, query.as_deref(), &request_id).await {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let mut resp = match handle(&gw, query.as_deref(), accept, &request_id).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -114,29 +115,29 @@ async fn image(
 async fn handle(
     gw: &Arc<Gateway>,
     query: Option<&str>,
+    accept: Option<&str>,
     request_id: &RequestId,
 ) -> Result<Response, ApiError> {
-    let raw = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "url")
-        .map(|(_, v)| v.into_owned())
-        .ok_or_else(|| ApiError::BadRequest("missing `url` query parameter".into()))?;
-    let url = parse_source_url(&raw).map_err(ApiError::BadRequest)?;
-    match &gw.backends {
+    let (url, requested) = parse_image_query(query)?;
+    // `format=auto` is settled here, so the negotiated format is part of
+    // the options the worker caches under.
+    let (opts, vary_accept) = requested.resolve(accept);
+    let mut resp = match &gw.backends {
         Backends::Local(worker) => {
-            let (img, hit) = worker.fetch(&url).await.map_err(ApiError::Worker)?;
-            Ok(image_response(
-                &img,
-                hit,
-                &worker.name,
-                worker.cache().remaining_ttl(&img),
-            ))
+            let (img, hit) = worker.fetch(&url, &opts).await.map_err(ApiError::Worker)?;
+            image_response(&img, hit, &worker.name, worker.cache().remaining_ttl(&img))
         }
         Backends::Cluster { membership, keys } => {
             let workers = membership.live_workers();
             gw.metrics.live_workers.set(workers.len() as i64);
-            forward::forward(gw, keys, &workers, &url, request_id).await
+            forward::forward(gw, keys, &workers, &url, &opts, request_id).await?
         }
+    };
+    if vary_accept {
+        resp.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Accept"));
     }
+    Ok(resp)
 }
 
 /// Answers 304 when the client already holds these exact bytes.

@@ -9,6 +9,7 @@
 //! checked by middleware before any handler runs: without it, a worker would
 //! be an open fetcher for anyone who can reach its port.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,21 +21,75 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
+use url::Url;
 
 use super::cache::CachedImage;
 use super::{parse_source_url, Worker};
 use crate::cluster::auth::{self, AUTH_HEADER};
 use crate::cluster::keys::ClusterKeys;
 use crate::error::ApiError;
+use crate::pipeline::{RequestedOptions, TransformOptions};
 
 /// Largest internal request body accepted (a JSON object naming a URL).
 const MAX_BODY: usize = 64 * 1024;
 
-/// The body of `POST /v1/cache`.
+/// The body of `POST /v1/cache`: the URL and, as further fields, the
+/// image options under their query names (`w`, `h`, `fit`, `q`, `format`).
 #[derive(Debug, Deserialize, serde::Serialize)]
 pub struct CacheRequest {
     /// The source URL to fetch and cache.
     pub url: String,
+    /// Image options; absent means the original bytes.
+    #[serde(flatten)]
+    pub options: BTreeMap<String, serde_json::Value>,
+}
+
+impl CacheRequest {
+    /// The request for `url` transformed by `opts`.
+    pub fn new(url: &Url, opts: &TransformOptions) -> CacheRequest {
+        CacheRequest {
+            url: url.to_string(),
+            options: opts
+                .to_query()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+                .collect(),
+        }
+    }
+
+    /// Validates the URL and options exactly as a query string would be.
+    fn parse(&self) -> Result<(Url, TransformOptions), ApiError> {
+        let url = parse_source_url(&self.url).map_err(ApiError::BadRequest)?;
+        let values: Vec<(&str, String)> = self
+            .options
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => (k.as_str(), s.clone()),
+                other => (k.as_str(), other.to_string()),
+            })
+            .collect();
+        let requested = RequestedOptions::from_query(values.iter().map(|(k, v)| (*k, v.as_str())))?;
+        Ok((url, requested.resolve(None).0))
+    }
+}
+
+/// Parses `url` and the image options from a query string, with the same
+/// rules for user requests (gateway) and internal ones (worker).
+pub fn parse_image_query(query: Option<&str>) -> Result<(Url, RequestedOptions), ApiError> {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let mut urls = pairs.iter().filter(|(k, _)| k == "url");
+    let raw = urls
+        .next()
+        .ok_or_else(|| ApiError::BadRequest("missing `url` query parameter".into()))?;
+    if urls.next().is_some() {
+        return Err(ApiError::BadRequest("`url` given more than once".into()));
+    }
+    let url = parse_source_url(&raw.1).map_err(ApiError::BadRequest)?;
+    let requested =
+        RequestedOptions::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    Ok((url, requested))
 }
 
 /// The `/v1` routes, behind signature checking.
@@ -80,21 +135,12 @@ async fn require_signature(
     next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
-/// Extracts and validates `url` from a query string.
-fn url_from_query(query: Option<&str>) -> Result<url::Url, ApiError> {
-    let raw = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "url")
-        .map(|(_, v)| v.into_owned())
-        .ok_or_else(|| ApiError::BadRequest("missing `url` query parameter".into()))?;
-    parse_source_url(&raw).map_err(ApiError::BadRequest)
-}
-
 async fn lookup(State(worker): State<Arc<Worker>>, req: Request) -> Response {
-    let url = match url_from_query(req.uri().query()) {
-        Ok(u) => u,
+    let (url, opts) = match parse_image_query(req.uri().query()) {
+        Ok((url, requested)) => (url, requested.resolve(None).0),
         Err(e) => return e.into_response(),
     };
-    match worker.lookup(&url).await {
+    match worker.lookup(&url, &opts).await {
         Some(img) => image_response(&img, true, &worker.name, worker.cache().remaining_ttl(&img)),
         None => ApiError::NotCached.into_response(),
     }
@@ -107,11 +153,11 @@ async fn cache(State(worker): State<Arc<Worker>>, body: axum::body::Bytes) -> Re
             return ApiError::BadRequest(format!("invalid request body: {e}")).into_response()
         }
     };
-    let url = match parse_source_url(&req.url) {
-        Ok(u) => u,
-        Err(e) => return ApiError::BadRequest(e).into_response(),
+    let (url, opts) = match req.parse() {
+        Ok(parsed) => parsed,
+        Err(e) => return e.into_response(),
     };
-    match worker.fetch(&url).await {
+    match worker.fetch(&url, &opts).await {
         Ok((img, hit)) => {
             image_response(&img, hit, &worker.name, worker.cache().remaining_ttl(&img))
         }

@@ -18,12 +18,14 @@ use url::Url;
 
 use crate::metrics::{KindLabel, WorkerMetrics};
 use crate::pipeline::sniff::sniff;
+use crate::pipeline::{transform, Limits, PipelineError, Pool, PoolError, TransformOptions};
 use cache::{CachedImage, ImageCache};
 use fetch::{FetchConfig, FetchError, OriginClient};
 
 /// Why the worker could not produce an image. Mapped to an HTTP status in
-/// [`crate::error`].
-#[derive(Debug, thiserror::Error)]
+/// [`crate::error`]. `Clone` because one failed fill is reported to every
+/// request that waited on it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum WorkerError {
     /// The origin fetch failed (bad URL, refused address, origin error...).
     #[error(transparent)]
@@ -31,6 +33,13 @@ pub enum WorkerError {
     /// The origin answered with something that is not a supported image.
     #[error("the origin's answer is not a supported image (JPEG, PNG, GIF, WebP or AVIF)")]
     NotAnImage,
+    /// The image could not be transformed (corrupt, too large, unsupported)
+    /// or an encoder failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// Every image thread is busy and the queue is full: retry shortly.
+    #[error("too many images are being processed; retry shortly")]
+    Busy,
     /// A bug or a crashed task; never the user's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -43,6 +52,31 @@ pub struct Worker {
     cache: ImageCache,
     origin: OriginClient,
     metrics: WorkerMetrics,
+    pool: Pool,
+    limits: Limits,
+}
+
+/// What a worker needs besides its name and metrics: the cache budget and
+/// TTL, the origin rules and the image limits.
+pub struct WorkerConfig {
+    pub cache_max_bytes: u64,
+    pub cache_ttl: std::time::Duration,
+    pub fetch: FetchConfig,
+    pub limits: Limits,
+    /// Threads of the image pool: the CPU count.
+    pub threads: usize,
+    /// Transformations that may wait for a thread (`MAX_QUEUE`).
+    pub max_queue: usize,
+}
+
+/// The cache key of `url` transformed by `opts`: the URL alone for the
+/// original, so every variant of one image shares one original entry.
+fn cache_key(url: &Url, opts: &TransformOptions) -> String {
+    if opts.is_identity() {
+        url.as_str().to_string()
+    } else {
+        format!("{}\n{}", url.as_str(), opts.cache_key())
+    }
 }
 
 /// Validates a source URL as users give it: absolute, http or https, with a
@@ -70,19 +104,23 @@ pub fn parse_source_url(raw: &str) -> Result<Url, String> {
 }
 
 impl Worker {
-    /// A worker with an empty cache and an origin client built from `fetch`.
+    /// A worker with an empty cache, an origin client and an image pool.
     pub fn new(
         name: String,
-        max_bytes: u64,
-        ttl: std::time::Duration,
-        fetch: FetchConfig,
+        cfg: WorkerConfig,
         metrics: WorkerMetrics,
     ) -> Result<Arc<Worker>, WorkerError> {
         Ok(Arc::new(Worker {
             name,
-            cache: ImageCache::new(max_bytes, ttl, metrics.cache_evictions.clone()),
-            origin: OriginClient::new(fetch)?,
+            cache: ImageCache::new(
+                cfg.cache_max_bytes,
+                cfg.cache_ttl,
+                metrics.cache_evictions.clone(),
+            ),
+            origin: OriginClient::new(cfg.fetch)?,
             metrics,
+            pool: Pool::new(cfg.threads, cfg.max_queue),
+            limits: cfg.limits,
         }))
     }
 
@@ -91,39 +129,81 @@ impl Worker {
         &self.cache
     }
 
-    /// The cached image for `url`, if any: the answer to `GET /v1/image`.
-    pub async fn lookup(&self, url: &Url) -> Option<Arc<CachedImage>> {
-        let found = self.cache.get(url.as_str()).await;
+    /// The cached image for `url` with `opts`, if any: the answer to
+    /// `GET /v1/image`.
+    pub async fn lookup(&self, url: &Url, opts: &TransformOptions) -> Option<Arc<CachedImage>> {
+        let found = self.cache.get(&cache_key(url, opts)).await;
         if found.is_some() {
             self.metrics.cache_hits.inc();
         }
         found
     }
 
-    /// The image for `url`, from the cache or else fetched (once, however
-    /// many callers ask at the same time) and cached. The flag says whether
-    /// it was already cached.
+    /// The image for `url` with `opts`, from the cache or else produced
+    /// (once, however many callers ask at the same time) and cached. A
+    /// variant is made from the cached original, so many variants of one
+    /// image cost one origin fetch. The flag says whether it was cached.
     pub async fn fetch(
         self: &Arc<Self>,
         url: &Url,
+        opts: &TransformOptions,
     ) -> Result<(Arc<CachedImage>, bool), Arc<WorkerError>> {
-        let key = url.as_str().to_string();
+        let key = cache_key(url, opts);
         if let Some(img) = self.cache.get(&key).await {
             self.metrics.cache_hits.inc();
             return Ok((img, true));
         }
         self.metrics.cache_misses.inc();
+        let img = if opts.is_identity() {
+            self.original(url).await?
+        } else {
+            let this = Arc::clone(self);
+            let url = url.clone();
+            let opts = opts.clone();
+            let init = async move {
+                let original = this.original(&url).await.map_err(Arc::unwrap_or_clone)?;
+                this.variant(original, opts).await
+            };
+            self.cache.get_or_try_insert(key, init).await?
+        };
+        Ok((img, false))
+    }
+
+    /// The original bytes of `url`: cached, or fetched once for all callers.
+    async fn original(self: &Arc<Self>, url: &Url) -> Result<Arc<CachedImage>, Arc<WorkerError>> {
         let this = Arc::clone(self);
-        let url = url.clone();
+        let owned = url.clone();
         // The fetch runs in its own task so that it completes, and its result
         // is cached, even if the request that started it goes away.
         let init = async move {
-            tokio::spawn(async move { this.fetch_original(&url).await })
+            tokio::spawn(async move { this.fetch_original(&owned).await })
                 .await
                 .map_err(|e| WorkerError::Internal(format!("fetch task failed: {e}")))?
         };
-        let img = self.cache.get_or_try_insert(key, init).await?;
-        Ok((img, false))
+        self.cache
+            .get_or_try_insert(url.as_str().to_string(), init)
+            .await
+    }
+
+    /// Transforms an original on the image pool.
+    async fn variant(
+        &self,
+        original: Arc<CachedImage>,
+        opts: TransformOptions,
+    ) -> Result<Arc<CachedImage>, WorkerError> {
+        let limits = self.limits;
+        let job = move || transform(&original.body, &opts, &limits);
+        let out = match self.pool.run(job).await {
+            Ok(result) => result?,
+            Err(PoolError::Busy) => return Err(WorkerError::Busy),
+            Err(PoolError::Panicked(msg)) => {
+                return Err(WorkerError::Internal(format!("image job panicked: {msg}")))
+            }
+        };
+        Ok(Arc::new(CachedImage::new(
+            out.bytes.into(),
+            out.format.mime(),
+        )))
     }
 
     /// Downloads `url` and checks that it is an image we serve.
@@ -144,6 +224,7 @@ impl Worker {
     }
 
     fn count_error(&self, kind: &str) {
+        // Labels are a small fixed set (FetchError::kind and "not_image").
         self.metrics
             .fetch_errors
             .get_or_create(&KindLabel {
