@@ -169,6 +169,9 @@ async fn help_lists_every_variable_with_its_default() {
         ("MAX_REDIRECTS", "5"),
         ("ALLOWED_SOURCE_NETWORKS", ""),
         ("LOG_FORMAT", "text"),
+        ("MAX_SOURCE_PIXELS", "50000000"),
+        ("MAX_QUEUE", "64"),
+        ("GOSSIP_INTERVAL", "500ms"),
     ] {
         assert!(
             help.contains(&format!("env: {var}")),

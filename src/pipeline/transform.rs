@@ -57,8 +57,8 @@ pub struct Transformed {
 }
 
 /// Why an image could not be transformed. Everything except `Internal` is
-/// about the input (answer 422 and cache the refusal); `Internal` is our
-/// fault (500, do not cache).
+/// about the input (answer 422); `Internal` is our fault (500). Neither is
+/// cached: the worker caches only images.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PipelineError {
     /// A format or feature we do not handle (AVIF sources, SVG, lossless
