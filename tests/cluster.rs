@@ -141,7 +141,8 @@ async fn fifty_concurrent_misses_make_one_origin_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_a_worker_fails_no_request_and_gossip_drops_it() {
     let origin = Origin::start().await;
-    let mut cluster = Cluster::start(2, 3, &[]).await;
+    // The default gossip interval: the 10 s bound is promised for defaults.
+    let mut cluster = Cluster::start(2, 3, &[("GOSSIP_INTERVAL", "500ms".into())]).await;
     let sources: Vec<String> = (0..30)
         .map(|i| origin.url(&format!("/img/k{i}.png")))
         .collect();
