@@ -437,3 +437,37 @@ async fn sigterm_leaves_the_cluster_quickly_and_exits() {
         assert_eq!(r.status(), 200);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn seeds_may_be_dns_names_and_joining_retries_until_the_seed_is_up() {
+    let origin = Origin::start().await;
+    // The gateway starts first, with a seed that nothing listens on yet,
+    // named through /etc/hosts.
+    let seed_port = free_udp_port();
+    let gw = Node::spawn(
+        "gateway",
+        "gateway-dns",
+        &[
+            ("CLUSTER_SECRET", SECRET.to_string()),
+            ("KNOWN_HOSTS", format!("localhost:{seed_port}")),
+        ],
+    );
+    gw.wait_up().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(gw.members("worker").await.is_empty());
+    let http = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    let gossip = format!("127.0.0.1:{seed_port}").parse().unwrap();
+    let worker = Node::spawn_at(
+        "worker",
+        "late-worker",
+        http,
+        gossip,
+        &[("CLUSTER_SECRET", SECRET.to_string())],
+    );
+    worker.wait_up().await;
+    gw.wait_members("worker", &["late-worker"], Duration::from_secs(10))
+        .await;
+    let r = get_image(&gw, &origin.url("/img/late.png"), &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-served-by"), "late-worker");
+}
