@@ -4,6 +4,7 @@
 //! cluster) and for benchmarking the exact code the workers run: options go
 //! through the same parser as query strings, then [`transform`].
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -77,11 +78,34 @@ pub fn run(args: TransformArgs) -> anyhow::Result<()> {
     let opts = args.options()?;
     let limits = Limits::default();
     if let [input] = args.inputs.as_slice() {
-        if args.output.is_dir() {
+        // `-o out/` names a directory even before it exists.
+        if args.output.is_dir() || names_a_directory(&args.output) {
+            std::fs::create_dir_all(&args.output)
+                .with_context(|| format!("creating output directory {}", args.output.display()))?;
             let out = output_path(&args.output, input, &opts)?;
             return one(input, &out, &opts, &limits);
         }
         return one(input, &args.output, &opts, &limits);
+    }
+    // Plan every output first: two inputs with one stem (`a.png`, `a.jpg`)
+    // would otherwise silently overwrite each other's result.
+    let planned: Vec<Result<PathBuf, String>> = args
+        .inputs
+        .iter()
+        .map(|input| output_path(&args.output, input, &opts).map_err(|e| format!("{e:#}")))
+        .collect();
+    let mut taken: HashMap<&Path, &Path> = HashMap::new();
+    for (input, out) in args.inputs.iter().zip(&planned) {
+        if let Ok(out) = out {
+            if let Some(first) = taken.insert(out, input) {
+                bail!(
+                    "{} and {} would both be written to {}; rename one or transform them separately",
+                    first.display(),
+                    input.display(),
+                    out.display()
+                );
+            }
+        }
     }
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("creating output directory {}", args.output.display()))?;
@@ -97,8 +121,10 @@ pub fn run(args: TransformArgs) -> anyhow::Result<()> {
                 let Some(input) = args.inputs.get(i) else {
                     return;
                 };
-                let r = output_path(&args.output, input, &opts)
-                    .and_then(|out| one(input, &out, &opts, &limits));
+                let r = match &planned[i] {
+                    Ok(out) => one(input, out, &opts, &limits),
+                    Err(msg) => Err(anyhow!("{msg}")),
+                };
                 if let Err(e) = r {
                     let msg = format!("{e:#}");
                     eprintln!("error: {msg}");
@@ -114,6 +140,15 @@ pub fn run(args: TransformArgs) -> anyhow::Result<()> {
         bail!("{failed} of {} inputs failed", args.inputs.len());
     }
     Ok(())
+}
+
+/// Whether `path` is spelled as a directory (ends with a separator).
+fn names_a_directory(path: &Path) -> bool {
+    path.as_os_str()
+        .to_string_lossy()
+        .chars()
+        .next_back()
+        .is_some_and(std::path::is_separator)
 }
 
 /// `dir/<stem>.<ext>`, where the extension is that of the format the

@@ -11,6 +11,7 @@
 //! unboundedly.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -40,15 +41,37 @@ pub type PoolBusy = PoolError;
 pub struct Pool {
     tx: SyncSender<Job>,
     threads: usize,
+    /// Jobs accepted and not yet finished (running or waiting). Admission
+    /// is decided on this count, not on whether the channel has room: idle
+    /// threads take turns waiting on the channel (one holds the receiver
+    /// lock, the others wait for it), so with a small queue the channel
+    /// alone would refuse jobs while a thread sits idle.
+    in_pool: Arc<AtomicUsize>,
+    /// `threads + max_queue`: one running job per thread plus the queue.
+    capacity: usize,
+}
+
+/// Counts a job as in the pool until dropped (when it has run, or was
+/// skipped, or could not be sent).
+struct Admitted(Arc<AtomicUsize>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Pool {
     /// Starts `threads` worker threads (at least one) sharing a queue of at
-    /// most `max_queue` waiting jobs. With `max_queue == 0` a job is only
-    /// accepted when a thread is idle.
+    /// most `max_queue` waiting jobs: at most `threads + max_queue` jobs
+    /// are accepted at a time. With `max_queue == 0` a job is accepted
+    /// exactly when a thread is idle.
     pub fn new(threads: usize, max_queue: usize) -> Pool {
         let threads = threads.max(1);
-        let (tx, rx) = sync_channel::<Job>(max_queue);
+        let capacity = threads.saturating_add(max_queue);
+        // Room for every admitted job, so a send never fails for lack of
+        // room; `in_pool` is what bounds the queue.
+        let (tx, rx) = sync_channel::<Job>(capacity);
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads {
             let rx = Arc::clone(&rx);
@@ -61,7 +84,12 @@ impl Pool {
                 tracing::error!("could not start image pool thread: {e}");
             }
         }
-        Pool { tx, threads }
+        Pool {
+            tx,
+            threads,
+            in_pool: Arc::new(AtomicUsize::new(0)),
+            capacity,
+        }
     }
 
     /// A pool with one thread per available core and a queue of four jobs
@@ -86,6 +114,16 @@ impl Pool {
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PoolError> {
+        let capacity = self.capacity;
+        let admitted = self
+            .in_pool
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < capacity).then_some(n + 1)
+            });
+        if admitted.is_err() {
+            return Err(PoolError::Busy);
+        }
+        let admitted = Admitted(Arc::clone(&self.in_pool));
         let (done_tx, done_rx) = oneshot::channel::<Result<T, PoolError>>();
         let wrapped: Job = Box::new(move || {
             if done_tx.is_closed() {
@@ -99,6 +137,9 @@ impl Pool {
                         .unwrap_or_else(|| "unknown panic".into()),
                 )
             });
+            // Leave the pool before answering, so that whoever gets the
+            // answer can submit the next job at once.
+            drop(admitted);
             let _ = done_tx.send(r);
         });
         match self.tx.try_send(wrapped) {
@@ -172,5 +213,42 @@ mod tests {
         release_tx.send(()).unwrap();
         assert_eq!(running.await.unwrap(), Ok(1));
         assert_eq!(queued.await.unwrap(), Ok(2));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn zero_queue_takes_one_job_per_idle_thread_at_once() {
+        // Both threads are idle, so two jobs submitted back to back are
+        // both taken (they need no queue), and only a third is refused.
+        // Regression: the channel alone (rendezvous with one thread at a
+        // time waiting on it) refused the second job.
+        for _ in 0..20 {
+            let pool = Pool::new(2, 0);
+            let (release_tx, release_rx) = channel::<()>();
+            let release_rx = Arc::new(Mutex::new(release_rx));
+            let (started_tx, started_rx) = channel::<()>();
+            let mut jobs = Vec::new();
+            for _ in 0..2 {
+                let (rx, started) = (Arc::clone(&release_rx), started_tx.clone());
+                let job = pool.run(move || {
+                    let _ = started.send(());
+                    let _ = rx.lock().unwrap().recv_timeout(Duration::from_secs(10));
+                });
+                // Submitted (first poll) before the other job starts.
+                let mut job = Box::pin(job);
+                assert!(futures::poll!(job.as_mut()).is_pending());
+                jobs.push(job);
+            }
+            for _ in 0..2 {
+                started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            }
+            assert_eq!(pool.run(|| ()).await, Err(PoolError::Busy));
+            release_tx.send(()).unwrap();
+            release_tx.send(()).unwrap();
+            for job in jobs {
+                assert_eq!(job.await, Ok(()));
+            }
+            // Finished jobs leave room at once.
+            assert_eq!(pool.run(|| 5).await, Ok(5));
+        }
     }
 }

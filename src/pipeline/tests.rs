@@ -752,6 +752,19 @@ fn svg_and_avif_sources_are_refused_clearly() {
     let e = transform(&avif, &o, &Limits::default()).expect_err("avif source");
     assert!(e.to_string().contains("AVIF"), "{e}");
     assert!(e.is_client_error());
+    // AVIF to AVIF at the same size (what format=auto asks of an AVIF
+    // source in a browser that accepts AVIF) needs no decoder.
+    for format in [None, Some(OutputFormat::Avif)] {
+        let t = run(&avif, &opts(None, None, Fit::Inside, format));
+        assert_eq!((t.format, &t.bytes), (OutputFormat::Avif, &avif));
+    }
+    let e = transform(
+        &avif,
+        &opts(None, None, Fit::Inside, Some(OutputFormat::WebP)),
+        &Limits::default(),
+    )
+    .expect_err("avif to webp");
+    assert!(e.to_string().contains("AVIF"), "{e}");
 }
 
 // --- limits -------------------------------------------------------------------

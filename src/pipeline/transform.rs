@@ -113,8 +113,10 @@ pub fn default_output(src: SourceFormat) -> OutputFormat {
 ///
 /// Always decodes and re-encodes (also for identity options: callers that
 /// want the original bytes check [`TransformOptions::is_identity`] first),
-/// so the output is upright, sRGB and free of metadata. Animated sources
-/// yield their first frame. Never panics: a panic inside a codec is caught
+/// so the output is upright, sRGB and free of metadata. The one exception
+/// is an AVIF source asked for AVIF at its own size, which comes back as
+/// is (there is no AV1 decoder; every other AVIF request is refused).
+/// Animated sources yield their first frame. Never panics: a panic inside a codec is caught
 /// and reported as [`PipelineError::Internal`].
 pub fn transform(
     src: &[u8],
@@ -147,6 +149,20 @@ fn transform_inner(
     let format = sniff(src).ok_or_else(|| {
         PipelineError::Unsupported("not a JPEG, PNG, GIF, WebP or AVIF image".into())
     })?;
+    if format == SourceFormat::Avif
+        && opts.width.is_none()
+        && opts.height.is_none()
+        && opts.format.is_none_or(|f| f == OutputFormat::Avif)
+    {
+        // AVIF to AVIF at the same size: the source already is the answer.
+        // This is what `format=auto` asks of an AVIF source for any browser
+        // that accepts AVIF; without an AV1 decoder it would otherwise fail
+        // although nothing needs doing (`q` cannot apply without a decoder).
+        return Ok(Transformed {
+            bytes: src.to_vec(),
+            format: OutputFormat::Avif,
+        });
+    }
     let info = probe(src, format, limits.max_frames)?;
     check_pixels(info.width, info.height, limits)?;
     if info.frames > limits.max_frames {

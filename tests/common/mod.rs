@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod fixtures;
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
 use std::path::PathBuf;
@@ -43,17 +45,25 @@ pub fn png(seed: &str, w: u32, h: u32) -> Vec<u8> {
     out.into_inner()
 }
 
+/// Bytes and `Content-Type` registered with [`Origin::put`], by path.
+type Files = Arc<Mutex<HashMap<String, (Vec<u8>, String)>>>;
+
 /// An origin server that counts requests per path.
 pub struct Origin {
     pub addr: SocketAddr,
     hits: Arc<Mutex<HashMap<String, usize>>>,
     total: Arc<AtomicUsize>,
+    files: Files,
+    gate: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 #[derive(Clone)]
 struct OriginState {
     hits: Arc<Mutex<HashMap<String, usize>>>,
     total: Arc<AtomicUsize>,
+    files: Files,
+    /// Open (true) unless a test holds `/files/` answers back.
+    gate: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl OriginState {
@@ -71,9 +81,13 @@ impl Origin {
     pub async fn start_on(ip: &str) -> Origin {
         let hits = Arc::new(Mutex::new(HashMap::new()));
         let total = Arc::new(AtomicUsize::new(0));
+        let files: Files = Arc::default();
+        let gate = Arc::new(tokio::sync::watch::Sender::new(true));
         let state = OriginState {
             hits: hits.clone(),
             total: total.clone(),
+            files: files.clone(),
+            gate: gate.clone(),
         };
         let app = Router::new()
             .route("/img/{name}", get(img))
@@ -85,6 +99,7 @@ impl Origin {
             .route("/hang", get(hang))
             .route("/redirect", get(redirect))
             .route("/flaky/{name}", get(flaky))
+            .route("/files/{*name}", get(file))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
@@ -93,7 +108,13 @@ impl Origin {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Origin { addr, hits, total }
+        Origin {
+            addr,
+            hits,
+            total,
+            files,
+            gate,
+        }
     }
 
     pub async fn start() -> Origin {
@@ -102,6 +123,28 @@ impl Origin {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Serves `bytes` as `content_type` at `/files/<name>` from now on and
+    /// returns that path (for [`Origin::url`] and [`Origin::hits`]).
+    pub fn put(&self, name: &str, bytes: Vec<u8>, content_type: &str) -> String {
+        let path = format!("/files/{name}");
+        self.files
+            .lock()
+            .unwrap()
+            .insert(path.clone(), (bytes, content_type.to_string()));
+        path
+    }
+
+    /// Holds back every `/files/` answer (the request is counted at once)
+    /// until [`Origin::release`].
+    pub fn hold(&self) {
+        self.gate.send_replace(false);
+    }
+
+    /// Lets held and future `/files/` answers go.
+    pub fn release(&self) {
+        self.gate.send_replace(true);
     }
 
     /// Requests seen for `path`.
@@ -181,6 +224,18 @@ async fn redirect(
     s.count("/redirect");
     let to = q.get("to").cloned().unwrap_or_default();
     (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
+}
+
+/// Registered bytes, or 404.
+async fn file(State(s): State<OriginState>, Path(name): Path<String>) -> Response {
+    let path = format!("/files/{name}");
+    s.count(&path);
+    let _ = s.gate.subscribe().wait_for(|open| *open).await;
+    let found = s.files.lock().unwrap().get(&path).cloned();
+    match found {
+        Some((bytes, ct)) => ([(header::CONTENT_TYPE, ct)], bytes).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such file").into_response(),
+    }
 }
 
 /// Fails the first time a name is asked for, then serves an image.
@@ -452,4 +507,21 @@ pub fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
+}
+
+/// `GET /image?url=<source>` with extra query pairs and request headers
+/// (e.g. `Accept`).
+pub async fn get_image_with(
+    node: &Node,
+    source: &str,
+    extra: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut pairs: Vec<(&str, &str)> = vec![("url", source)];
+    pairs.extend_from_slice(extra);
+    let mut req = client().get(node.url("/image")).query(&pairs);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
 }

@@ -1,0 +1,518 @@
+//! Image fixtures generated in memory, and independent decoders for what
+//! the proxy answers.
+//!
+//! Copied (and trimmed) from the generators in `src/pipeline/tests.rs`,
+//! which integration tests cannot reach: EXIF-oriented and CMYK JPEGs,
+//! progressive JPEG, hand-built PNGs (16-bit, palette), RGBA PNG, animated
+//! GIF and the PNG bomb. All are small so debug builds stay fast.
+
+use jpeg_encoder::{ColorType as JColor, Encoder as JEncoder, SamplingFactor};
+
+pub const RED: [u8; 3] = [230, 20, 20];
+pub const GREEN: [u8; 3] = [20, 200, 40];
+pub const BLUE: [u8; 3] = [20, 40, 220];
+pub const WHITE: [u8; 3] = [250, 250, 250];
+
+/// The colour at `x`,`y` of a `w` x `h` image of four quadrants (TL red,
+/// TR green, BL blue, BR white): asymmetric under every rotation and flip.
+pub fn quadrant_color(x: u32, y: u32, w: u32, h: u32) -> [u8; 3] {
+    match (x < w / 2, y < h / 2) {
+        (true, true) => RED,
+        (false, true) => GREEN,
+        (true, false) => BLUE,
+        (false, false) => WHITE,
+    }
+}
+
+/// Interleaved RGB samples of a `w` x `h` quadrant image.
+pub fn quadrants(w: u32, h: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity((w * h * 3) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            v.extend_from_slice(&quadrant_color(x, y, w, h));
+        }
+    }
+    v
+}
+
+/// A JPEG of `data` (`ct` samples), quality 95, no chroma subsampling;
+/// `f` can add metadata or make it progressive.
+pub fn jpeg(
+    data: &[u8],
+    w: u16,
+    h: u16,
+    ct: JColor,
+    f: impl FnOnce(&mut JEncoder<&mut Vec<u8>>),
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut e = JEncoder::new(&mut out, 95);
+    e.set_sampling_factor(SamplingFactor::F_1_1);
+    f(&mut e);
+    e.encode(data, w, h, ct).expect("encode fixture");
+    out
+}
+
+/// A plain baseline JPEG of a `w` x `h` quadrant image.
+pub fn quadrant_jpeg(w: u16, h: u16) -> Vec<u8> {
+    jpeg(
+        &quadrants(u32::from(w), u32::from(h)),
+        w,
+        h,
+        JColor::Rgb,
+        |_| {},
+    )
+}
+
+/// The same, progressive (SOF2).
+pub fn progressive_jpeg(w: u16, h: u16) -> Vec<u8> {
+    let j = jpeg(
+        &quadrants(u32::from(w), u32::from(h)),
+        w,
+        h,
+        JColor::Rgb,
+        |e| e.set_progressive(true),
+    );
+    assert!(j.windows(2).any(|m| m == [0xFF, 0xC2]), "not progressive");
+    j
+}
+
+/// A little-endian TIFF block holding only an Orientation tag.
+fn exif_orientation_block(o: u16) -> Vec<u8> {
+    let mut t = b"II*\0".to_vec();
+    t.extend_from_slice(&8u32.to_le_bytes());
+    t.extend_from_slice(&1u16.to_le_bytes());
+    t.extend_from_slice(&0x0112u16.to_le_bytes());
+    t.extend_from_slice(&3u16.to_le_bytes());
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(&o.to_le_bytes());
+    t.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    t
+}
+
+/// A JPEG tagged with EXIF orientation `o` whose pixels are stored so that
+/// a viewer applying the tag shows a `w` x `h` quadrant image. For 5..=8
+/// the stored image is `h` x `w`.
+pub fn oriented_jpeg(o: u16, w: u32, h: u32) -> Vec<u8> {
+    let (sw, sh) = if o >= 5 { (h, w) } else { (w, h) };
+    // For each stored pixel (a, b): the displayed pixel it becomes.
+    let shown = |a: u32, b: u32| -> (u32, u32) {
+        match o {
+            1 => (a, b),
+            2 => (w - 1 - a, b),
+            3 => (w - 1 - a, h - 1 - b),
+            4 => (a, h - 1 - b),
+            5 => (b, a),
+            6 => (w - 1 - b, a),
+            7 => (w - 1 - b, h - 1 - a),
+            8 => (b, h - 1 - a),
+            _ => panic!("orientation {o}"),
+        }
+    };
+    let mut data = Vec::with_capacity((sw * sh * 3) as usize);
+    for b in 0..sh {
+        for a in 0..sw {
+            let (x, y) = shown(a, b);
+            data.extend_from_slice(&quadrant_color(x, y, w, h));
+        }
+    }
+    let exif = exif_orientation_block(o);
+    jpeg(&data, sw as u16, sh as u16, JColor::Rgb, |e| {
+        e.add_exif_metadata(&exif).expect("exif");
+    })
+}
+
+/// A 16x8 CMYK JPEG (Adobe APP14, inverted samples as Photoshop writes
+/// them): left half pure cyan, right half magenta with 50% black. As sRGB
+/// that is about (0,255,255) and (127,0,127).
+pub fn cmyk_jpeg(ycck: bool) -> Vec<u8> {
+    let (w, h) = (16usize, 8usize);
+    let mut v = Vec::new();
+    for _y in 0..h {
+        for x in 0..w {
+            v.extend_from_slice(if x < w / 2 {
+                &[255, 0, 0, 0]
+            } else {
+                &[0, 255, 0, 128]
+            });
+        }
+    }
+    let ct = if ycck {
+        JColor::CmykAsYcck
+    } else {
+        JColor::Cmyk
+    };
+    jpeg(&v, w as u16, h as u16, ct, |_| {})
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn png_chunk(out: &mut Vec<u8>, ty: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let mut c = ty.to_vec();
+    c.extend_from_slice(data);
+    out.extend_from_slice(&c);
+    out.extend_from_slice(&crc32(&c).to_be_bytes());
+}
+
+/// zlib stream of stored (uncompressed) deflate blocks.
+fn zlib_stored(raw: &[u8]) -> Vec<u8> {
+    let mut z = vec![0x78, 0x01];
+    let chunks: Vec<&[u8]> = if raw.is_empty() {
+        vec![&[][..]]
+    } else {
+        raw.chunks(65535).collect()
+    };
+    for (i, c) in chunks.iter().enumerate() {
+        z.push(u8::from(i + 1 == chunks.len()));
+        z.extend_from_slice(&(c.len() as u16).to_le_bytes());
+        z.extend_from_slice(&(!(c.len() as u16)).to_le_bytes());
+        z.extend_from_slice(c);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in raw {
+        a = (a + u32::from(x)) % 65521;
+        b = (b + a) % 65521;
+    }
+    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    z
+}
+
+/// Hand-built non-interlaced PNG of any bit depth and colour type.
+/// `pixel(x, y)` returns the raw sample bytes of one pixel (for depths
+/// below 8, one byte holding the value).
+pub fn raw_png(
+    w: u32,
+    h: u32,
+    depth: u8,
+    color: u8,
+    extra: &[(&[u8; 4], Vec<u8>)],
+    pixel: impl Fn(u32, u32) -> Vec<u8>,
+) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[depth, color, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    for (ty, data) in extra {
+        png_chunk(&mut out, ty, data);
+    }
+    let mut raw = Vec::new();
+    for y in 0..h {
+        raw.push(0); // filter: none
+        if depth < 8 {
+            let mut acc = 0u16;
+            let mut nbits = 0;
+            for x in 0..w {
+                acc = (acc << depth) | u16::from(pixel(x, y)[0]);
+                nbits += depth;
+                if nbits == 8 {
+                    raw.push(acc as u8);
+                    acc = 0;
+                    nbits = 0;
+                }
+            }
+            if nbits > 0 {
+                raw.push((acc << (8 - nbits)) as u8);
+            }
+        } else {
+            for x in 0..w {
+                raw.extend_from_slice(&pixel(x, y));
+            }
+        }
+    }
+    png_chunk(&mut out, b"IDAT", &zlib_stored(&raw));
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// 16-bit RGB quadrants.
+pub fn png16(w: u32, h: u32) -> Vec<u8> {
+    raw_png(w, h, 16, 2, &[], |x, y| {
+        quadrant_color(x, y, w, h)
+            .iter()
+            .flat_map(|&c| (u16::from(c) * 257).to_be_bytes())
+            .collect()
+    })
+}
+
+/// 4-bit palette quadrants whose bottom-right (white) entry is fully
+/// transparent through `tRNS`.
+pub fn palette_png(w: u32, h: u32) -> Vec<u8> {
+    let plte: Vec<u8> = [RED, GREEN, BLUE, WHITE].concat();
+    raw_png(
+        w,
+        h,
+        4,
+        3,
+        &[(b"PLTE", plte), (b"tRNS", vec![255, 255, 255, 0])],
+        |x, y| vec![u8::from(x >= w / 2) + 2 * u8::from(y >= h / 2)],
+    )
+}
+
+/// A `w` x `h` RGBA PNG: left half opaque red, right half fully
+/// transparent.
+pub fn rgba_png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbaImage::from_fn(w, h, |x, _| {
+        if x < w / 2 {
+            image::Rgba([255, 0, 0, 255])
+        } else {
+            image::Rgba([0, 0, 0, 0])
+        }
+    });
+    encode_png(&image::DynamicImage::ImageRgba8(img))
+}
+
+/// The same as a lossless WebP (VP8L with alpha).
+pub fn rgba_webp(w: u32, h: u32) -> Vec<u8> {
+    let img = image::load_from_memory(&rgba_png(w, h)).expect("fixture");
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::WebP)
+        .expect("encode WebP fixture");
+    out.into_inner()
+}
+
+/// Quadrants as an 8-bit RGB PNG.
+pub fn quadrant_png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_raw(w, h, quadrants(w, h)).expect("size");
+    encode_png(&image::DynamicImage::ImageRgb8(img))
+}
+
+/// An RGB PNG of noise that deflate cannot shrink, so decoding and
+/// resampling it take real time (for the overload test).
+pub fn noise_png(w: u32, h: u32) -> Vec<u8> {
+    let mut s = 0x2545_F491_4F6C_DD1Du64;
+    let img = image::RgbImage::from_fn(w, h, |_, _| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        image::Rgb([s as u8, (s >> 8) as u8, (s >> 16) as u8])
+    });
+    encode_png(&image::DynamicImage::ImageRgb8(img))
+}
+
+fn encode_png(img: &image::DynamicImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode PNG fixture");
+    out.into_inner()
+}
+
+/// A 12x10 GIF of `frames` frames: the first red, the others blue.
+pub fn gif(frames: usize) -> Vec<u8> {
+    use image::codecs::gif::GifEncoder;
+    use image::{Delay, Frame, RgbaImage};
+    let mut out = Vec::new();
+    {
+        let mut e = GifEncoder::new(&mut out);
+        for i in 0..frames {
+            let c = if i == 0 {
+                [255, 0, 0, 255]
+            } else {
+                [0, 0, 255, 255]
+            };
+            let img = RgbaImage::from_pixel(12, 10, image::Rgba(c));
+            e.encode_frame(Frame::from_parts(
+                img,
+                0,
+                0,
+                Delay::from_numer_denom_ms(100, 1),
+            ))
+            .expect("gif frame");
+        }
+    }
+    out
+}
+
+/// A `w` x `h` AVIF of quadrants, encoded with ravif (the proxy cannot
+/// decode AVIF, so it is only ever served as is).
+pub fn avif(w: u32, h: u32) -> Vec<u8> {
+    let px: Vec<rgb::RGB8> = quadrants(w, h)
+        .chunks_exact(3)
+        .map(|c| rgb::RGB8::new(c[0], c[1], c[2]))
+        .collect();
+    ravif::Encoder::new()
+        .with_speed(10)
+        .with_num_threads(Some(1))
+        .encode_rgb(ravif::Img::new(&px[..], w as usize, h as usize))
+        .expect("encode AVIF fixture")
+        .avif_file
+}
+
+/// A PNG declaring `side` x `side` 8-bit gray whose IDAT really inflates
+/// to `side * (side + 1)` bytes of zeros: one dynamic-Huffman deflate block
+/// in which a 258-byte match costs 2 bits. 20000 gives ~400 MB from a few
+/// hundred KB.
+pub fn png_bomb(side: u32) -> Vec<u8> {
+    struct Bits {
+        out: Vec<u8>,
+        acc: u64,
+        n: u32,
+    }
+    impl Bits {
+        fn put(&mut self, v: u64, n: u32) {
+            self.acc |= v << self.n;
+            self.n += n;
+            while self.n >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.n -= 8;
+            }
+        }
+        // Huffman codes go most-significant bit first.
+        fn code(&mut self, code: u64, len: u32) {
+            let mut r = 0;
+            for i in 0..len {
+                r |= ((code >> i) & 1) << (len - 1 - i);
+            }
+            self.put(r, len);
+        }
+    }
+    let total = u64::from(side) * (u64::from(side) + 1);
+    let mut b = Bits {
+        out: vec![0x78, 0x01],
+        acc: 0,
+        n: 0,
+    };
+    b.put(1, 1); // final block
+    b.put(2, 2); // dynamic Huffman
+    b.put(29, 5); // HLIT: 286 literal/length codes
+    b.put(0, 5); // HDIST: 1 distance code
+    b.put(14, 4); // HCLEN: 18 code-length codes
+    for sym in [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1] {
+        b.put(
+            match sym {
+                18 => 1,
+                1 | 2 => 2,
+                _ => 0,
+            },
+            3,
+        );
+    }
+    // code-length codes: 18 -> "0", 1 -> "10", 2 -> "11"
+    let (cl1, cl2) = ((0b10, 2), (0b11, 2));
+    b.code(cl2.0, cl2.1); // lit 0: length 2
+    b.code(0, 1);
+    b.put(127, 7); // 138 zeros (1..=138)
+    b.code(0, 1);
+    b.put(106, 7); // 117 zeros (139..=255)
+    b.code(cl2.0, cl2.1); // 256 (end of block): length 2
+    b.code(0, 1);
+    b.put(17, 7); // 28 zeros (257..=284)
+    b.code(cl1.0, cl1.1); // 285 (length 258): length 1
+    b.code(cl1.0, cl1.1); // distance 0: length 1
+    b.code(0b10, 2); // one literal zero
+    let rest = total - 1;
+    for _ in 0..rest / 258 {
+        b.put(0, 2); // length 258 ("0"), distance 1 ("0")
+    }
+    for _ in 0..rest % 258 {
+        b.code(0b10, 2);
+    }
+    b.code(0b11, 2); // end of block
+    b.put(0, 7);
+    let mut z = b.out;
+    let adler = ((total % 65521) << 16) | 1;
+    z.extend_from_slice(&(adler as u32).to_be_bytes());
+
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = side.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    png_chunk(&mut out, b"IDAT", &z);
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+// --- reading answers ----------------------------------------------------------
+
+/// The format of `bytes` by magic number, as a MIME type; `None` for
+/// anything else.
+pub fn magic(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else if bytes.len() >= 12 && &bytes[4..12] == b"ftypavif" {
+        Some("image/avif")
+    } else {
+        None
+    }
+}
+
+/// Decodes a JPEG, PNG, GIF or WebP answer to RGBA, independently of the
+/// proxy's own pipeline: JPEG with plain libjpeg-turbo (zune-jpeg
+/// mis-decodes single-code Huffman tables, which flat images produce),
+/// the rest with the `image` crate.
+pub fn decode(bytes: &[u8]) -> image::RgbaImage {
+    if magic(bytes) == Some("image/jpeg") {
+        let d = mozjpeg::Decompress::new_mem(bytes).expect("jpeg header");
+        let mut s = d.rgba().expect("jpeg start");
+        let (w, h) = (s.width() as u32, s.height() as u32);
+        let data: Vec<u8> = s.read_scanlines().expect("jpeg data");
+        return image::RgbaImage::from_raw(w, h, data).expect("jpeg size");
+    }
+    image::load_from_memory(bytes)
+        .expect("decodable answer")
+        .to_rgba8()
+}
+
+/// Width and height of any answer; for AVIF (no decoder in this build)
+/// from the `ispe` property of the primary image.
+pub fn dimensions(bytes: &[u8]) -> (u32, u32) {
+    if magic(bytes) == Some("image/avif") {
+        let at = bytes
+            .windows(4)
+            .position(|w| w == b"ispe")
+            .expect("AVIF without ispe");
+        let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
+        // box type, then version/flags (4), width (4), height (4)
+        return (be(at + 8), be(at + 12));
+    }
+    decode(bytes).dimensions()
+}
+
+/// Whether two RGBA pixels differ by at most `tol` per channel.
+pub fn close(a: [u8; 4], b: [u8; 4], tol: u8) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= tol)
+}
+
+/// Pixel `x`,`y` as RGBA.
+pub fn px(img: &image::RgbaImage, x: u32, y: u32) -> [u8; 4] {
+    img.get_pixel(x, y).0
+}
+
+/// Asserts that `img` shows upright quadrants (sampled at their centres).
+pub fn assert_quadrants(img: &image::RgbaImage, tol: u8, what: &str) {
+    let (w, h) = img.dimensions();
+    for (x, y, c) in [
+        (w / 4, h / 4, RED),
+        (3 * w / 4, h / 4, GREEN),
+        (w / 4, 3 * h / 4, BLUE),
+        (3 * w / 4, 3 * h / 4, WHITE),
+    ] {
+        let got = px(img, x, y);
+        assert!(
+            close(got, [c[0], c[1], c[2], 255], tol),
+            "{what}: at {x},{y} got {got:?}, want {c:?}"
+        );
+    }
+}
