@@ -940,3 +940,44 @@ fn truncated_and_corrupt_inputs_are_errors_not_panics() {
         }
     }
 }
+
+#[test]
+fn progressive_dc_only_shortcut_is_exact() {
+    // A textured image so the AC scans carry real data.
+    let (w, h) = (96usize, 64usize);
+    let data: Vec<u8> = (0..w * h)
+        .flat_map(|i| {
+            let (x, y) = (i % w, i / w);
+            [
+                (x * 7 + y * 3) as u8,
+                ((x ^ y) * 5) as u8,
+                ((x * y) % 251) as u8,
+            ]
+        })
+        .collect();
+    let pixels = |d: &[u8]| match super::jpeg::decode(d, 1, true).expect("decode") {
+        super::jpeg::JpegPixels::Ready(p) => p,
+        super::jpeg::JpegPixels::Cmyk(p) => p,
+    };
+    let mut prog = Vec::new();
+    for sampling in [
+        SamplingFactor::F_2_2,
+        SamplingFactor::F_2_1,
+        SamplingFactor::F_1_1,
+    ] {
+        prog = jpeg(&data, w as u16, h as u16, JColor::Rgb, |e| {
+            e.set_progressive(true);
+            e.set_sampling_factor(sampling);
+        });
+        let slim = super::jpeg::without_ac_scans(&prog).expect("filter");
+        assert!(
+            slim.len() * 2 < prog.len(),
+            "{} vs {}",
+            slim.len(),
+            prog.len()
+        );
+        assert_eq!(pixels(&prog), pixels(&slim), "{sampling:?}");
+    }
+    // Truncation inside a skipped scan is still an error.
+    assert!(super::jpeg::without_ac_scans(&prog[..prog.len() * 3 / 4]).is_err());
+}

@@ -163,7 +163,14 @@ fn transform_inner(
             let stored = stored_plan(info.width, info.height, info.orientation, &opts);
             check_pixels(stored.canvas_w, stored.canvas_h, limits)?;
             let num = resize::jpeg_scale(info.width, info.height, &stored);
-            let px = match jpeg::decode(src, num, info.progressive)? {
+            let dc_only;
+            let data = if info.progressive && num == 1 {
+                dc_only = jpeg::without_ac_scans(src)?;
+                &dc_only[..]
+            } else {
+                src
+            };
+            let px = match jpeg::decode(data, num, info.progressive)? {
                 JpegPixels::Ready(px) => px,
                 JpegPixels::Cmyk(px) => color::cmyk_to_rgb(px, info.adobe, info.icc.as_deref()),
             };
