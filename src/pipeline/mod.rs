@@ -14,6 +14,8 @@ pub mod pool;
 pub mod sniff;
 pub mod transform;
 
+#[cfg(feature = "avif-decode")]
+mod avif;
 mod color;
 mod decode;
 mod encode;

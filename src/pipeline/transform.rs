@@ -9,6 +9,8 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+#[cfg(feature = "avif-decode")]
+use super::avif;
 use super::color;
 use super::decode;
 use super::encode;
@@ -16,6 +18,8 @@ use super::jpeg::{self, JpegPixels};
 use super::options::{OutputFormat, TransformOptions};
 use super::pixels::Pixels;
 use super::probe::probe;
+#[cfg(feature = "avif-decode")]
+use super::probe::Probe;
 use super::resize;
 use super::sniff::{sniff, SourceFormat};
 
@@ -127,6 +131,13 @@ pub fn transform(
     }
 }
 
+/// The refusal for AVIF sources in builds without `avif-decode`.
+pub(crate) fn avif_unsupported() -> PipelineError {
+    PipelineError::Unsupported(
+        "AVIF sources cannot be transformed by this build (no safe AV1 decoder)".into(),
+    )
+}
+
 fn check_pixels(w: u32, h: u32, limits: &Limits) -> Result<(), PipelineError> {
     let n = u64::from(w) * u64::from(h);
     if n > limits.max_pixels {
@@ -147,6 +158,23 @@ fn transform_inner(
     let format = sniff(src).ok_or_else(|| {
         PipelineError::Unsupported("not a JPEG, PNG, GIF, WebP or AVIF image".into())
     })?;
+    #[cfg(feature = "avif-decode")]
+    let avif = match format {
+        SourceFormat::Avif => Some(avif::parse(src)?),
+        _ => None,
+    };
+    #[cfg(feature = "avif-decode")]
+    let info = match &avif {
+        Some(a) => Probe {
+            width: a.width,
+            height: a.height,
+            frames: 1,
+            orientation: 1,
+            ..Probe::default()
+        },
+        None => probe(src, format, limits.max_frames)?,
+    };
+    #[cfg(not(feature = "avif-decode"))]
     let info = probe(src, format, limits.max_frames)?;
     check_pixels(info.width, info.height, limits)?;
     if info.frames > limits.max_frames {
@@ -192,11 +220,13 @@ fn transform_inner(
             };
             (px, info.icc, info.orientation)
         }
-        SourceFormat::Avif => {
-            return Err(PipelineError::Unsupported(
-                "AVIF sources cannot be transformed".into(),
-            ))
-        }
+        #[cfg(feature = "avif-decode")]
+        SourceFormat::Avif => match &avif {
+            Some(a) => (avif::decode(a, limits.max_pixels)?, None, 1),
+            None => return Err(PipelineError::Internal("AVIF not parsed".into())),
+        },
+        #[cfg(not(feature = "avif-decode"))]
+        SourceFormat::Avif => return Err(avif_unsupported()),
     };
 
     // Geometry relative to the (original) source size; resample applies it
