@@ -1051,3 +1051,103 @@ fn progressive_dc_only_shortcut_is_exact() {
     // Truncation inside a skipped scan is still an error.
     assert!(super::jpeg::without_ac_scans(&prog[..prog.len() * 3 / 4]).is_err());
 }
+
+#[test]
+fn png_and_webp_exif_orientation_applied() {
+    // Stored 8x16 (portrait), tagged "rotate 90 CW" -> shown 16x8.
+    let shown = super::pixels::Pixels::new(16, 8, 3, quadrants(16, 8));
+    let stored = shown.clone().orient(8);
+    let exif = exif_orientation_block(6);
+    let p = png(
+        stored.w,
+        stored.h,
+        8,
+        2,
+        false,
+        &[(b"eXIf", exif.clone())],
+        |x, y| {
+            let i = ((y * stored.w + x) * 3) as usize;
+            stored.data[i..i + 3].to_vec()
+        },
+    );
+    let img = decode(&run(&p, &opts(None, None, Fit::Inside, None)).bytes);
+    assert_eq!(img.dimensions(), (16, 8));
+    assert_quadrants(&img, 0);
+    // WebP: VP8X container with an EXIF chunk around a lossless frame.
+    let mut out: *mut u8 = std::ptr::null_mut();
+    // SAFETY: valid RGB buffer; output freed with WebPFree.
+    let still = unsafe {
+        let n = libwebp_sys::WebPEncodeLosslessRGB(stored.data.as_ptr(), 8, 16, 24, &mut out);
+        let v = std::slice::from_raw_parts(out, n).to_vec();
+        libwebp_sys::WebPFree(out.cast());
+        v
+    };
+    let mut body = b"WEBPVP8X".to_vec();
+    body.extend_from_slice(&10u32.to_le_bytes());
+    body.extend_from_slice(&[0x08, 0, 0, 0, 7, 0, 0, 15, 0, 0]);
+    body.extend_from_slice(&still[12..]);
+    body.extend_from_slice(b"EXIF");
+    body.extend_from_slice(&(exif.len() as u32).to_le_bytes());
+    body.extend_from_slice(&exif);
+    let mut webp = b"RIFF".to_vec();
+    webp.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    webp.extend_from_slice(&body);
+    let t = run(
+        &webp,
+        &opts(None, None, Fit::Inside, Some(OutputFormat::Png)),
+    );
+    let img = decode(&t.bytes);
+    assert_eq!(img.dimensions(), (16, 8));
+    assert_quadrants(&img, 0);
+}
+
+#[test]
+fn cli_writes_one_file_or_a_directory() {
+    use super::cli::{run as cli_run, TransformArgs};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path().join("a.jpg");
+    let b = dir.path().join("b.png");
+    std::fs::write(&a, jpeg(&quadrants(32, 16), 32, 16, JColor::Rgb, |_| {})).expect("write");
+    std::fs::write(&b, rgba_png()).expect("write");
+    let args = |inputs: Vec<std::path::PathBuf>, output: std::path::PathBuf| TransformArgs {
+        inputs,
+        output,
+        width: Some(8),
+        height: None,
+        fit: None,
+        format: None,
+        quality: Some(70),
+    };
+    // one input: output is a file
+    let single = dir.path().join("single.jpg");
+    cli_run(args(vec![a.clone()], single.clone())).expect("single");
+    assert_eq!(
+        decode(&std::fs::read(&single).expect("read")).dimensions(),
+        (8, 4)
+    );
+    // several: output is a directory, extension from the output format
+    let out = dir.path().join("out");
+    cli_run(args(vec![a.clone(), b.clone()], out.clone())).expect("batch");
+    assert!(out.join("a.jpg").is_file() && out.join("b.png").is_file());
+    let mut webp = args(vec![a.clone(), b.clone()], dir.path().join("w"));
+    webp.format = Some("webp".into());
+    cli_run(webp).expect("webp batch");
+    assert_eq!(
+        sniff(&std::fs::read(dir.path().join("w/b.webp")).expect("read")),
+        Some(SourceFormat::WebP)
+    );
+    // a bad input fails the run but the good one is still written
+    let bad = dir.path().join("bad.jpg");
+    std::fs::write(&bad, b"not an image").expect("write");
+    let out2 = dir.path().join("out2");
+    let e = cli_run(args(vec![bad, a.clone()], out2.clone())).expect_err("bad input");
+    assert!(e.to_string().contains("1 of 2"), "{e}");
+    assert!(out2.join("a.jpg").is_file());
+    // invalid option values are refused with the option's name
+    let mut wide = args(vec![a], single);
+    wide.width = Some(100_000);
+    assert!(cli_run(wide)
+        .expect_err("width")
+        .to_string()
+        .contains("`w`"));
+}
