@@ -20,6 +20,7 @@ mod color;
 mod decode;
 mod encode;
 mod jpeg;
+mod jpeg_dc;
 mod pixels;
 mod probe;
 mod resize;

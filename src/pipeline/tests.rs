@@ -1151,3 +1151,100 @@ fn cli_writes_one_file_or_a_directory() {
         .to_string()
         .contains("`w`"));
 }
+
+#[test]
+fn dc_only_decoder_matches_libjpeg() {
+    let (w, h) = (203usize, 77usize); // not multiples of 8 or 16
+    let data: Vec<u8> = (0..w * h)
+        .flat_map(|i| {
+            let (x, y) = (i % w, i / w);
+            // smooth gradients: chroma interpolation is compared, not aliasing
+            [x as u8, (y * 3) as u8, ((x + 2 * y) / 2) as u8]
+        })
+        .collect();
+    let gray: Vec<u8> = data.chunks(3).map(|p| p[0]).collect();
+    let libjpeg = |d: &[u8]| match super::jpeg::decode(d, 1, true).expect("libjpeg") {
+        super::jpeg::JpegPixels::Ready(p) => p,
+        super::jpeg::JpegPixels::Cmyk(p) => p,
+    };
+    let cases: Vec<(Vec<u8>, f64)> = vec![
+        (
+            jpeg(&data, w as u16, h as u16, JColor::Rgb, |e| {
+                e.set_progressive(true)
+            }),
+            0.5,
+        ),
+        (
+            jpeg(&data, w as u16, h as u16, JColor::Rgb, |e| {
+                e.set_progressive(true);
+                e.set_restart_interval(3);
+            }),
+            0.5,
+        ),
+        (
+            jpeg(&data, w as u16, h as u16, JColor::Rgb, |e| {
+                e.set_progressive(true);
+                e.set_sampling_factor(SamplingFactor::F_2_1);
+            }),
+            1.5,
+        ),
+        (
+            jpeg(&data, w as u16, h as u16, JColor::Rgb, |e| {
+                e.set_progressive(true);
+                e.set_sampling_factor(SamplingFactor::F_2_2);
+                e.set_restart_interval(5);
+            }),
+            1.5,
+        ),
+        (
+            jpeg(&gray, w as u16, h as u16, JColor::Luma, |e| {
+                e.set_progressive(true)
+            }),
+            0.5,
+        ),
+    ];
+    for (i, (src, max_mean)) in cases.iter().enumerate() {
+        let ours = super::jpeg_dc::decode(src).unwrap_or_else(|| panic!("case {i}: not decoded"));
+        let reference = libjpeg(src);
+        assert_eq!(
+            (ours.w, ours.h, ours.ch),
+            (reference.w, reference.h, reference.ch),
+            "case {i}"
+        );
+        let diffs: Vec<u8> = ours
+            .data
+            .iter()
+            .zip(&reference.data)
+            .map(|(a, b)| a.abs_diff(*b))
+            .collect();
+        let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
+        let max = diffs.iter().copied().max().unwrap_or(0);
+        // full-resolution planes: libjpeg's fixed-point colour conversion
+        // rounds differently by at most 1
+        // Full-resolution planes match exactly (colour conversion may round
+        // differently by 1); subsampled chroma is interpolated from DC
+        // values where libjpeg replicates or uses a 2x2 IDCT.
+        let max_allowed = if *max_mean > 1.0 { 16 } else { 1 };
+        assert!(
+            mean <= *max_mean && max <= max_allowed,
+            "case {i}: mean {mean} max {max}"
+        );
+    }
+    // out of scope or broken -> None (caller falls back to libjpeg)
+    let baseline = jpeg(&data, w as u16, h as u16, JColor::Rgb, |_| {});
+    assert!(super::jpeg_dc::decode(&baseline).is_none());
+    let cmyk = jpeg(&cmyk_fixture(), 16, 8, JColor::Cmyk, |e| {
+        e.set_progressive(true)
+    });
+    assert!(super::jpeg_dc::decode(&cmyk).is_none());
+    let src = &cases[0].0;
+    for cut in [src.len() / 4, src.len() / 2, src.len() - 3] {
+        assert!(super::jpeg_dc::decode(&src[..cut]).is_none(), "cut {cut}");
+        let r = transform(
+            &src[..cut],
+            &opts(Some(8), None, Fit::Inside, None),
+            &Limits::default(),
+        );
+        assert!(r.is_err(), "cut {cut} accepted");
+    }
+}

@@ -15,6 +15,7 @@ use super::color;
 use super::decode;
 use super::encode;
 use super::jpeg::{self, JpegPixels};
+use super::jpeg_dc;
 use super::options::{OutputFormat, TransformOptions};
 use super::pixels::Pixels;
 use super::probe::probe;
@@ -191,16 +192,30 @@ fn transform_inner(
             let stored = stored_plan(info.width, info.height, info.orientation, &opts);
             check_pixels(stored.canvas_w, stored.canvas_h, limits)?;
             let num = resize::jpeg_scale(info.width, info.height, &stored);
-            let dc_only;
-            let data = if info.progressive && num == 1 {
-                dc_only = jpeg::without_ac_scans(src)?;
-                &dc_only[..]
+            // Progressive at 1/8: the DC-only decoder when it can, else
+            // libjpeg on a copy without the AC scans it would not use.
+            let fast = if info.progressive && num == 1 {
+                jpeg_dc::decode(src)
             } else {
-                src
+                None
             };
-            let px = match jpeg::decode(data, num, info.progressive)? {
-                JpegPixels::Ready(px) => px,
-                JpegPixels::Cmyk(px) => color::cmyk_to_rgb(px, info.adobe, info.icc.as_deref()),
+            let px = match fast {
+                Some(px) => px,
+                None => {
+                    let dc_only;
+                    let data = if info.progressive && num == 1 {
+                        dc_only = jpeg::without_ac_scans(src)?;
+                        &dc_only[..]
+                    } else {
+                        src
+                    };
+                    match jpeg::decode(data, num, info.progressive)? {
+                        JpegPixels::Ready(px) => px,
+                        JpegPixels::Cmyk(px) => {
+                            color::cmyk_to_rgb(px, info.adobe, info.icc.as_deref())
+                        }
+                    }
+                }
             };
             (px, info.icc, info.orientation)
         }
