@@ -1248,3 +1248,28 @@ fn dc_only_decoder_matches_libjpeg() {
         assert!(r.is_err(), "cut {cut} accepted");
     }
 }
+
+#[test]
+fn extreme_sizes() {
+    let one = jpeg(&[10, 200, 30], 1, 1, JColor::Rgb, |_| {});
+    let thin = png(1, 300, 8, 0, false, &[], |_, y| vec![y as u8]);
+    for f in [
+        OutputFormat::Jpeg,
+        OutputFormat::Png,
+        OutputFormat::WebP,
+        OutputFormat::Avif,
+    ] {
+        for (src, o, dims) in [
+            (&one, opts(Some(1), None, Fit::Inside, Some(f)), (1, 1)),
+            (&one, opts(Some(3), Some(2), Fit::Fill, Some(f)), (3, 2)),
+            (&thin, opts(None, Some(10), Fit::Inside, Some(f)), (1, 10)),
+            (&thin, opts(Some(5), Some(5), Fit::Cover, Some(f)), (5, 5)),
+            (&thin, opts(Some(4), Some(4), Fit::Contain, Some(f)), (4, 4)),
+        ] {
+            let t = run(src, &o);
+            if f != OutputFormat::Avif {
+                assert_eq!(decode(&t.bytes).dimensions(), dims, "{f:?} {o:?}");
+            }
+        }
+    }
+}
