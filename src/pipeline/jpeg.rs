@@ -188,25 +188,74 @@ pub(crate) fn without_ac_scans(d: &[u8]) -> Result<Vec<u8>, PipelineError> {
         let ss = *d.get(pos + 5 + 2 * ns).ok_or_else(truncated)?;
         let first_id = *d.get(pos + 5).ok_or_else(truncated)?;
         let skip = ss > 0 && ns == 1 && dc_only.contains(&first_id);
-        let mut end = seg_end;
-        loop {
-            let ff = d[end..]
-                .iter()
-                .position(|&b| b == 0xFF)
-                .ok_or_else(truncated)?;
-            end += ff;
-            match d.get(end + 1) {
-                None => return Err(truncated()),
-                Some(0x00) | Some(0xD0..=0xD7) => end += 2,
-                Some(0xFF) => end += 1,
-                Some(_) => break,
-            }
-        }
+        let end = entropy_end(d, seg_end).ok_or_else(truncated)?;
         if !skip {
             out.extend_from_slice(&d[pos..end]);
         }
         pos = end;
     }
+}
+
+/// End of the entropy-coded data that starts at `from`: the next marker
+/// that is neither a stuffed 0xFF00 nor a restart marker. `None` if the
+/// data ends first (truncated file).
+pub(crate) fn entropy_end(d: &[u8], from: usize) -> Option<usize> {
+    let mut end = from;
+    loop {
+        end += d.get(end..)?.iter().position(|&b| b == 0xFF)?;
+        match d.get(end + 1)? {
+            0x00 | 0xD0..=0xD7 => end += 2,
+            0xFF => end += 1,
+            _ => return Some(end),
+        }
+    }
+}
+
+/// Most scans a progressive JPEG may have. Every scan makes libjpeg walk
+/// all blocks of its components, so a small file with thousands of tiny
+/// scans is a CPU bomb; real encoders emit about ten. 500 is TurboJPEG's
+/// own recommended limit.
+pub(crate) const MAX_SCANS: usize = 500;
+
+/// Refuses progressive files with more than [`MAX_SCANS`] scans. Only
+/// marker walking and a byte search per scan: cheap next to decoding.
+/// A file that ends early passes here and is reported by the decoder.
+pub(crate) fn check_scan_count(d: &[u8]) -> Result<(), PipelineError> {
+    let mut pos = 2usize;
+    let mut scans = 0usize;
+    while d.get(pos) == Some(&0xFF) {
+        while d.get(pos + 1) == Some(&0xFF) {
+            pos += 1;
+        }
+        let Some(&m) = d.get(pos + 1) else { break };
+        match m {
+            0xD9 => break,
+            0xD8 | 0x01 | 0xD0..=0xD7 => {
+                pos += 2;
+                continue;
+            }
+            _ => {}
+        }
+        let Some(len) = d.get(pos + 2..pos + 4) else {
+            break;
+        };
+        let seg_end = pos + 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if m != 0xDA {
+            pos = seg_end;
+            continue;
+        }
+        scans += 1;
+        if scans > MAX_SCANS {
+            return Err(PipelineError::Unsupported(format!(
+                "progressive JPEG with more than {MAX_SCANS} scans"
+            )));
+        }
+        match entropy_end(d, seg_end) {
+            Some(end) => pos = end,
+            None => break,
+        }
+    }
+    Ok(())
 }
 
 /// Component ids whose IDCT at 1/8 scale is 1x1 (libjpeg's rule: a

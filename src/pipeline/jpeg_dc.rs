@@ -267,15 +267,7 @@ pub(crate) fn decode(d: &[u8]) -> Option<Pixels> {
             continue;
         }
         // SOS: find the end of its entropy-coded data first.
-        let mut end = seg_end;
-        loop {
-            end += d.get(end..)?.iter().position(|&b| b == 0xFF)?;
-            match d.get(end + 1)? {
-                0x00 | 0xD0..=0xD7 => end += 2,
-                0xFF => end += 1,
-                _ => break,
-            }
-        }
+        let end = super::jpeg::entropy_end(d, seg_end)?;
         if comps.is_empty() {
             return None;
         }

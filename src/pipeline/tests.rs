@@ -1273,3 +1273,37 @@ fn extreme_sizes() {
         }
     }
 }
+
+#[test]
+fn progressive_scan_bomb_is_refused() {
+    let prog = jpeg(&quadrants(16, 16), 16, 16, JColor::Rgb, |e| {
+        e.set_progressive(true)
+    });
+    // Repeat the last (AC refinement) scan until there are > 500 scans.
+    let sos: Vec<usize> = prog
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w == &[0xFF, 0xDA])
+        .map(|(i, _)| i)
+        .collect();
+    let last = *sos.last().expect("scans");
+    let eoi = prog.len() - 2;
+    let mut bomb = prog[..eoi].to_vec();
+    for _ in 0..600 {
+        bomb.extend_from_slice(&prog[last..eoi]);
+    }
+    bomb.extend_from_slice(&[0xFF, 0xD9]);
+    let e = transform(
+        &bomb,
+        &opts(Some(8), None, Fit::Inside, None),
+        &Limits::default(),
+    )
+    .expect_err("bomb");
+    assert!(e.to_string().contains("scans"), "{e}");
+    assert!(transform(
+        &prog,
+        &opts(Some(8), None, Fit::Inside, None),
+        &Limits::default()
+    )
+    .is_ok());
+}

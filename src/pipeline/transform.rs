@@ -192,6 +192,9 @@ fn transform_inner(
             let stored = stored_plan(info.width, info.height, info.orientation, &opts);
             check_pixels(stored.canvas_w, stored.canvas_h, limits)?;
             let num = resize::jpeg_scale(info.width, info.height, &stored);
+            if info.progressive {
+                jpeg::check_scan_count(src)?;
+            }
             // Progressive at 1/8: the DC-only decoder when it can, else
             // libjpeg on a copy without the AC scans it would not use.
             let fast = if info.progressive && num == 1 {
