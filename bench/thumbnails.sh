@@ -59,14 +59,21 @@ echo "ours: $BIN $SUBCMD; vips: $(vipsthumbnail --vips-version 2>/dev/null | hea
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%F)" >&2
 
 now() { date +%s.%N; }
-# time_cmd OUTDIR CMD... -> prints seconds
+# time_cmd OUTDIR CMD... -> prints seconds; fails loudly if the command
+# fails or does not write one output per photo (e.g. the `transform`
+# subcommand is not wired into the binary yet).
 time_cmd() {
     local dir="$1"; shift
     rm -rf "$dir" && mkdir -p "$dir"
     local t0 t1
     t0=$(now)
-    "$@" >/dev/null
+    if ! "$@" >"$OUT/last.log" 2>&1; then
+        echo "command failed: $*" >&2; tail -5 "$OUT/last.log" >&2; exit 1
+    fi
     t1=$(now)
+    if [ "$(ls "$dir" | wc -l)" -ne "${#PHOTOS[@]}" ]; then
+        echo "expected ${#PHOTOS[@]} outputs in $dir from: $*" >&2; tail -5 "$OUT/last.log" >&2; exit 1
+    fi
     echo "$t1 - $t0" | bc -l
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
@@ -83,7 +90,8 @@ bench() {
     local mo mv
     mo=$(printf '%s\n' "${ours[@]}" | median)
     mv=$(printf '%s\n' "${vips[@]}" | median)
-    printf '%-22s ours %.3fs  vips %.3fs  ratio ours/vips %.2f\n' "$label" "$mo" "$mv" "$(echo "$mo / $mv" | bc -l)"
+    printf '%-22s ours %.3fs  vips %.3fs  ratio ours/vips %.2f  (load %s)\n' "$label" "$mo" "$mv" \
+        "$(echo "$mo / $mv" | bc -l)" "$(cut -d' ' -f1 /proc/loadavg)"
     # sanity: same number of outputs, and a size comparison
     printf '%-22s outputs: ours %s files %s, vips %s files %s\n' "" \
         "$(ls "$OUT/ours" | wc -l)" "$(du -sk "$OUT/ours" | cut -f1)K" \
@@ -92,5 +100,6 @@ bench() {
 
 # Warm the page cache for both.
 cat "${PHOTOS[@]}" >/dev/null
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews both sides)" >&2
 bench "jpeg 300px q80" "--width 300 --quality 80" "-s 300" jpg
 bench "webp 800px q80" "--width 800 --format webp --quality 80" "-s 800" webp

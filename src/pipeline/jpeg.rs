@@ -129,6 +129,155 @@ pub(crate) fn decode(
     }
 }
 
+/// For a progressive JPEG decoded at 1/8 scale, most components only use
+/// the DC coefficient of each block (the 1x1 IDCT is the block average),
+/// but libjpeg would still entropy-decode every AC scan — most of the file
+/// and most of the time. This returns a copy of the file without the AC
+/// scans of those components: a valid progressive JPEG whose 1/8 decode is
+/// identical. Subsampled chroma is kept whole, because libjpeg scales it up
+/// with a 2x2 (or larger) IDCT that does read AC coefficients; the rule
+/// below mirrors `jdmaster.c`'s choice of per-component IDCT size.
+///
+/// The walk requires the EOI marker at the end, so a file truncated inside
+/// a skipped scan is still refused.
+pub(crate) fn without_ac_scans(d: &[u8]) -> Result<Vec<u8>, PipelineError> {
+    let truncated = || PipelineError::Corrupt("JPEG is truncated".into());
+    let mut out = Vec::with_capacity(d.len() / 4);
+    out.extend_from_slice(d.get(..2).ok_or_else(truncated)?);
+    let mut dc_only: Vec<u8> = Vec::new();
+    let mut pos = 2usize;
+    loop {
+        if d.get(pos) != Some(&0xFF) {
+            return Err(PipelineError::Corrupt("JPEG marker expected".into()));
+        }
+        while d.get(pos + 1) == Some(&0xFF) {
+            pos += 1;
+        }
+        let m = *d.get(pos + 1).ok_or_else(truncated)?;
+        match m {
+            0xD9 => {
+                out.extend_from_slice(&[0xFF, 0xD9]);
+                return Ok(out);
+            }
+            0xD8 | 0x01 | 0xD0..=0xD7 => {
+                out.extend_from_slice(&[0xFF, m]);
+                pos += 2;
+                continue;
+            }
+            _ => {}
+        }
+        let len = d
+            .get(pos + 2..pos + 4)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            .ok_or_else(truncated)?;
+        let seg_end = pos + 2 + len;
+        if len < 2 || seg_end > d.len() {
+            return Err(truncated());
+        }
+        if matches!(m, 0xC0..=0xC2) {
+            dc_only = dc_only_components(&d[pos + 4..seg_end]);
+        }
+        if m != 0xDA {
+            out.extend_from_slice(&d[pos..seg_end]);
+            pos = seg_end;
+            continue;
+        }
+        // SOS: header, then entropy-coded data up to the next marker that is
+        // neither a stuffed 0xFF00 nor a restart marker.
+        let ns = usize::from(*d.get(pos + 4).ok_or_else(truncated)?);
+        let ss = *d.get(pos + 5 + 2 * ns).ok_or_else(truncated)?;
+        let first_id = *d.get(pos + 5).ok_or_else(truncated)?;
+        let skip = ss > 0 && ns == 1 && dc_only.contains(&first_id);
+        let end = entropy_end(d, seg_end).ok_or_else(truncated)?;
+        if !skip {
+            out.extend_from_slice(&d[pos..end]);
+        }
+        pos = end;
+    }
+}
+
+/// End of the entropy-coded data that starts at `from`: the next marker
+/// that is neither a stuffed 0xFF00 nor a restart marker. `None` if the
+/// data ends first (truncated file).
+pub(crate) fn entropy_end(d: &[u8], from: usize) -> Option<usize> {
+    let mut end = from;
+    loop {
+        end += d.get(end..)?.iter().position(|&b| b == 0xFF)?;
+        match d.get(end + 1)? {
+            0x00 | 0xD0..=0xD7 => end += 2,
+            0xFF => end += 1,
+            _ => return Some(end),
+        }
+    }
+}
+
+/// Most scans a progressive JPEG may have. Every scan makes libjpeg walk
+/// all blocks of its components, so a small file with thousands of tiny
+/// scans is a CPU bomb; real encoders emit about ten. 500 is TurboJPEG's
+/// own recommended limit.
+pub(crate) const MAX_SCANS: usize = 500;
+
+/// Refuses progressive files with more than [`MAX_SCANS`] scans. Only
+/// marker walking and a byte search per scan: cheap next to decoding.
+/// A file that ends early passes here and is reported by the decoder.
+pub(crate) fn check_scan_count(d: &[u8]) -> Result<(), PipelineError> {
+    let mut pos = 2usize;
+    let mut scans = 0usize;
+    while d.get(pos) == Some(&0xFF) {
+        while d.get(pos + 1) == Some(&0xFF) {
+            pos += 1;
+        }
+        let Some(&m) = d.get(pos + 1) else { break };
+        match m {
+            0xD9 => break,
+            0xD8 | 0x01 | 0xD0..=0xD7 => {
+                pos += 2;
+                continue;
+            }
+            _ => {}
+        }
+        let Some(len) = d.get(pos + 2..pos + 4) else {
+            break;
+        };
+        let seg_end = pos + 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if m != 0xDA {
+            pos = seg_end;
+            continue;
+        }
+        scans += 1;
+        if scans > MAX_SCANS {
+            return Err(PipelineError::Unsupported(format!(
+                "progressive JPEG with more than {MAX_SCANS} scans"
+            )));
+        }
+        match entropy_end(d, seg_end) {
+            Some(end) => pos = end,
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// Component ids whose IDCT at 1/8 scale is 1x1 (libjpeg's rule: a
+/// component is scaled up by IDCT only when both its sampling factors
+/// divide the maximum by two).
+fn dc_only_components(sof: &[u8]) -> Vec<u8> {
+    let n = usize::from(sof.get(5).copied().unwrap_or(0));
+    let comps: Vec<(u8, u8, u8)> = (0..n)
+        .filter_map(|i| {
+            let c = sof.get(6 + 3 * i..9 + 3 * i)?;
+            Some((c[0], c[1] >> 4, c[1] & 15))
+        })
+        .collect();
+    let max_h = comps.iter().map(|c| c.1).max().unwrap_or(1);
+    let max_v = comps.iter().map(|c| c.2).max().unwrap_or(1);
+    comps
+        .iter()
+        .filter(|&&(_, h, v)| h == 0 || v == 0 || max_h % (h * 2) != 0 || max_v % (v * 2) != 0)
+        .map(|c| c.0)
+        .collect()
+}
+
 fn decode_inner(data: &[u8], scale_num: u8) -> Result<JpegPixels, PipelineError> {
     let io = |e: std::io::Error| PipelineError::Corrupt(format!("JPEG: {e}"));
     let mut d = Decompress::builder()
@@ -136,6 +285,10 @@ fn decode_inner(data: &[u8], scale_num: u8) -> Result<JpegPixels, PipelineError>
         .from_mem(data)
         .map_err(io)?;
     d.scale(scale_num.clamp(1, 8));
+    // Block smoothing only guesses missing AC coefficients of incomplete
+    // progressive files; complete files are unaffected, and files filtered
+    // by `without_ac_scans` must not get guessed coefficients.
+    d.do_block_smoothing(false);
     let (cs, cmyk) = match d.color_space() {
         ffi::J_COLOR_SPACE::JCS_GRAYSCALE => (ColorSpace::JCS_GRAYSCALE, false),
         ffi::J_COLOR_SPACE::JCS_CMYK | ffi::J_COLOR_SPACE::JCS_YCCK => (ColorSpace::JCS_CMYK, true),

@@ -14,10 +14,13 @@ pub mod pool;
 pub mod sniff;
 pub mod transform;
 
+#[cfg(feature = "avif-decode")]
+mod avif;
 mod color;
 mod decode;
 mod encode;
 mod jpeg;
+mod jpeg_dc;
 mod pixels;
 mod probe;
 mod resize;

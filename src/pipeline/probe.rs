@@ -83,9 +83,8 @@ pub(crate) fn probe(
         SourceFormat::Png => probe_png(data),
         SourceFormat::Gif => probe_gif(data, max_frames),
         SourceFormat::WebP => probe_webp(data),
-        SourceFormat::Avif => Err(PipelineError::Unsupported(
-            "AVIF sources cannot be transformed (no AV1 decoder in this build)".into(),
-        )),
+        // With `avif-decode`, the AVIF module reads its own headers.
+        SourceFormat::Avif => Err(super::transform::avif_unsupported()),
     }
 }
 

@@ -9,13 +9,18 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+#[cfg(feature = "avif-decode")]
+use super::avif;
 use super::color;
 use super::decode;
 use super::encode;
 use super::jpeg::{self, JpegPixels};
+use super::jpeg_dc;
 use super::options::{OutputFormat, TransformOptions};
 use super::pixels::Pixels;
 use super::probe::probe;
+#[cfg(feature = "avif-decode")]
+use super::probe::Probe;
 use super::resize;
 use super::sniff::{sniff, SourceFormat};
 
@@ -129,6 +134,13 @@ pub fn transform(
     }
 }
 
+/// The refusal for AVIF sources in builds without `avif-decode`.
+pub(crate) fn avif_unsupported() -> PipelineError {
+    PipelineError::Unsupported(
+        "AVIF sources cannot be transformed by this build (no safe AV1 decoder)".into(),
+    )
+}
+
 fn check_pixels(w: u32, h: u32, limits: &Limits) -> Result<(), PipelineError> {
     let n = u64::from(w) * u64::from(h);
     if n > limits.max_pixels {
@@ -149,6 +161,7 @@ fn transform_inner(
     let format = sniff(src).ok_or_else(|| {
         PipelineError::Unsupported("not a JPEG, PNG, GIF, WebP or AVIF image".into())
     })?;
+    #[cfg(not(feature = "avif-decode"))]
     if format == SourceFormat::Avif
         && opts.width.is_none()
         && opts.height.is_none()
@@ -163,6 +176,23 @@ fn transform_inner(
             format: OutputFormat::Avif,
         });
     }
+    #[cfg(feature = "avif-decode")]
+    let avif = match format {
+        SourceFormat::Avif => Some(avif::parse(src)?),
+        _ => None,
+    };
+    #[cfg(feature = "avif-decode")]
+    let info = match &avif {
+        Some(a) => Probe {
+            width: a.width,
+            height: a.height,
+            frames: 1,
+            orientation: 1,
+            ..Probe::default()
+        },
+        None => probe(src, format, limits.max_frames)?,
+    };
+    #[cfg(not(feature = "avif-decode"))]
     let info = probe(src, format, limits.max_frames)?;
     check_pixels(info.width, info.height, limits)?;
     if info.frames > limits.max_frames {
@@ -179,9 +209,33 @@ fn transform_inner(
             let stored = stored_plan(info.width, info.height, info.orientation, &opts);
             check_pixels(stored.canvas_w, stored.canvas_h, limits)?;
             let num = resize::jpeg_scale(info.width, info.height, &stored);
-            let px = match jpeg::decode(src, num, info.progressive)? {
-                JpegPixels::Ready(px) => px,
-                JpegPixels::Cmyk(px) => color::cmyk_to_rgb(px, info.adobe, info.icc.as_deref()),
+            if info.progressive {
+                jpeg::check_scan_count(src)?;
+            }
+            // Progressive at 1/8: the DC-only decoder when it can, else
+            // libjpeg on a copy without the AC scans it would not use.
+            let fast = if info.progressive && num == 1 {
+                jpeg_dc::decode(src)
+            } else {
+                None
+            };
+            let px = match fast {
+                Some(px) => px,
+                None => {
+                    let dc_only;
+                    let data = if info.progressive && num == 1 {
+                        dc_only = jpeg::without_ac_scans(src)?;
+                        &dc_only[..]
+                    } else {
+                        src
+                    };
+                    match jpeg::decode(data, num, info.progressive)? {
+                        JpegPixels::Ready(px) => px,
+                        JpegPixels::Cmyk(px) => {
+                            color::cmyk_to_rgb(px, info.adobe, info.icc.as_deref())
+                        }
+                    }
+                }
             };
             (px, info.icc, info.orientation)
         }
@@ -201,11 +255,13 @@ fn transform_inner(
             };
             (px, info.icc, info.orientation)
         }
-        SourceFormat::Avif => {
-            return Err(PipelineError::Unsupported(
-                "AVIF sources cannot be transformed".into(),
-            ))
-        }
+        #[cfg(feature = "avif-decode")]
+        SourceFormat::Avif => match &avif {
+            Some(a) => (avif::decode(a, limits.max_pixels)?, None, 1),
+            None => return Err(PipelineError::Internal("AVIF not parsed".into())),
+        },
+        #[cfg(not(feature = "avif-decode"))]
+        SourceFormat::Avif => return Err(avif_unsupported()),
     };
 
     // Geometry relative to the (original) source size; resample applies it
