@@ -55,8 +55,8 @@ fn opts(
     format: Option<OutputFormat>,
 ) -> TransformOptions {
     TransformOptions {
-        width: w,
-        height: h,
+        w,
+        h,
         fit,
         quality: 90,
         format,
