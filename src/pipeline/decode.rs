@@ -55,21 +55,28 @@ fn check_size(w: u32, h: u32, max_pixels: u64) -> Result<(), PipelineError> {
     Ok(())
 }
 
+/// Budget for the PNG decoder's *own* allocations (row buffers, inflate
+/// state, iCCP and text chunks); the pixel buffer is ours and bounded by
+/// the pixel limit. Keeps zTXt/iCCP decompression bombs small.
+const PNG_INTERNAL_ALLOC: u64 = 64 << 20;
+
 /// The `image` crate's own limits, derived from ours: sides no larger than
-/// the pixel budget, and allocations bounded by 8 bytes (16-bit RGBA) per
-/// allowed pixel plus room for metadata chunks.
-pub(crate) fn image_limits(max_pixels: u64) -> image::Limits {
+/// the pixel budget, and decoder allocations bounded by `max_alloc`.
+pub(crate) fn image_limits(max_pixels: u64, max_alloc: u64) -> image::Limits {
     let side = u32::try_from(max_pixels).unwrap_or(u32::MAX);
     let mut l = image::Limits::default();
     l.max_image_width = Some(side);
     l.max_image_height = Some(side);
-    l.max_alloc = Some(max_pixels.saturating_mul(8).max(64 << 20));
+    l.max_alloc = Some(max_alloc);
     l
 }
 
 pub(crate) fn decode_png(data: &[u8], max_pixels: u64) -> Result<Decoded, PipelineError> {
-    let mut dec =
-        PngDecoder::with_limits(Cursor::new(data), image_limits(max_pixels)).map_err(img_err)?;
+    let mut dec = PngDecoder::with_limits(
+        Cursor::new(data),
+        image_limits(max_pixels, PNG_INTERNAL_ALLOC),
+    )
+    .map_err(img_err)?;
     let icc = dec.icc_profile().ok().flatten();
     let orientation = dec
         .exif_metadata()
@@ -107,7 +114,9 @@ pub(crate) fn decode_png(data: &[u8], max_pixels: u64) -> Result<Decoded, Pipeli
 /// First frame of a GIF, composited onto the logical screen.
 pub(crate) fn decode_gif(data: &[u8], max_pixels: u64) -> Result<Decoded, PipelineError> {
     let mut dec = GifDecoder::new(Cursor::new(data)).map_err(img_err)?;
-    dec.set_limits(image_limits(max_pixels)).map_err(img_err)?;
+    // The GIF decoder allocates a first frame smaller than the screen itself.
+    dec.set_limits(image_limits(max_pixels, max_pixels.saturating_mul(4)))
+        .map_err(img_err)?;
     let (w, h) = dec.dimensions();
     check_size(w, h, max_pixels)?;
     let mut buf = alloc(dec.total_bytes())?;

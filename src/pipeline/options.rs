@@ -170,9 +170,9 @@ pub enum RequestedFormat {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RequestedOptions {
     /// `w`, before `dpr`.
-    pub width: Option<u32>,
+    pub w: Option<u32>,
     /// `h`, before `dpr`.
-    pub height: Option<u32>,
+    pub h: Option<u32>,
     /// `fit`.
     pub fit: Option<Fit>,
     /// `q`.
@@ -255,8 +255,8 @@ impl RequestedOptions {
         let mut o = RequestedOptions::default();
         for (k, v) in pairs {
             match k {
-                "w" => set_once(&mut o.width, "w", parse_dim("w", v)?)?,
-                "h" => set_once(&mut o.height, "h", parse_dim("h", v)?)?,
+                "w" => set_once(&mut o.w, "w", parse_dim("w", v)?)?,
+                "h" => set_once(&mut o.h, "h", parse_dim("h", v)?)?,
                 "fit" => {
                     let fit = Fit::parse(v).ok_or(OptionError::Invalid {
                         name: "fit",
@@ -310,8 +310,8 @@ impl RequestedOptions {
             v.map(|n| ((f64::from(n) * dpr).round() as u32).clamp(1, MAX_DIMENSION))
         };
         let opts = TransformOptions {
-            width: scale(self.width),
-            height: scale(self.height),
+            w: scale(self.w),
+            h: scale(self.h),
             fit: self.fit.unwrap_or_default(),
             quality: self.quality.unwrap_or(DEFAULT_QUALITY),
             format,
@@ -351,9 +351,9 @@ fn accepts(accept: &str, mime: &str) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TransformOptions {
     /// Output width in pixels (after `dpr`), or `None` to derive it.
-    pub width: Option<u32>,
+    pub w: Option<u32>,
     /// Output height in pixels (after `dpr`), or `None` to derive it.
-    pub height: Option<u32>,
+    pub h: Option<u32>,
     /// How to fit into `width` x `height`.
     pub fit: Fit,
     /// Encoder quality, 1..=100.
@@ -365,8 +365,8 @@ pub struct TransformOptions {
 impl Default for TransformOptions {
     fn default() -> Self {
         TransformOptions {
-            width: None,
-            height: None,
+            w: None,
+            h: None,
             fit: Fit::Inside,
             quality: DEFAULT_QUALITY,
             format: None,
@@ -378,10 +378,10 @@ impl TransformOptions {
     /// Brings equivalent option sets to one value (see the type's doc), and
     /// clamps fields that were set directly rather than parsed.
     pub fn normalized(mut self) -> TransformOptions {
-        self.width = self.width.map(|w| w.clamp(1, MAX_DIMENSION));
-        self.height = self.height.map(|h| h.clamp(1, MAX_DIMENSION));
+        self.w = self.w.map(|w| w.clamp(1, MAX_DIMENSION));
+        self.h = self.h.map(|h| h.clamp(1, MAX_DIMENSION));
         self.quality = self.quality.clamp(1, 100);
-        if self.width.is_none() || self.height.is_none() {
+        if self.w.is_none() || self.h.is_none() {
             self.fit = Fit::Inside;
         }
         if self.format.is_some_and(|f| !f.uses_quality()) {
@@ -417,10 +417,10 @@ impl TransformOptions {
     pub fn to_query(&self) -> Vec<(&'static str, String)> {
         let n = self.clone().normalized();
         let mut q = Vec::with_capacity(5);
-        if let Some(w) = n.width {
+        if let Some(w) = n.w {
             q.push(("w", w.to_string()));
         }
-        if let Some(h) = n.height {
+        if let Some(h) = n.h {
             q.push(("h", h.to_string()));
         }
         if n.fit != Fit::Inside {
@@ -483,14 +483,14 @@ mod tests {
     #[test]
     fn ignores_url_and_unknown_keys() {
         let o = resolved("url=http://x/a.jpg?w=5&w=300&utm=1");
-        assert_eq!(o.width, Some(300));
+        assert_eq!(o.w, Some(300));
     }
 
     #[test]
     fn dpr_multiplies_and_caps() {
         assert_eq!(resolved("w=100&dpr=2"), resolved("w=200"));
-        assert_eq!(resolved("w=100&h=33&dpr=1.5").height, Some(50));
-        assert_eq!(resolved("w=5000&dpr=4").width, Some(MAX_DIMENSION));
+        assert_eq!(resolved("w=100&h=33&dpr=1.5").h, Some(50));
+        assert_eq!(resolved("w=5000&dpr=4").w, Some(MAX_DIMENSION));
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub(crate) fn plan(sw: u32, sh: u32, o: &TransformOptions) -> Plan {
         canvas_w: sw,
         canvas_h: sh,
     };
-    match (o.width, o.height, o.fit) {
+    match (o.w, o.h, o.fit) {
         (None, None, _) => {}
         (Some(w), Some(h), Fit::Fill) => {
             p.resize_w = w;
@@ -165,8 +165,8 @@ mod tests {
 
     fn o(w: Option<u32>, h: Option<u32>, fit: Fit) -> TransformOptions {
         TransformOptions {
-            width: w,
-            height: h,
+            w,
+            h,
             fit,
             ..TransformOptions::default()
         }

@@ -55,8 +55,8 @@ fn opts(
     format: Option<OutputFormat>,
 ) -> TransformOptions {
     TransformOptions {
-        width: w,
-        height: h,
+        w,
+        h,
         fit,
         quality: 90,
         format,
@@ -829,6 +829,19 @@ fn avif_sources_decode_with_alpha() {
 /// full 400 MB of zeros: one dynamic-Huffman deflate block in which a
 /// 258-byte match costs 2 bits.
 fn png_bomb(side: u32) -> Vec<u8> {
+    let z = zlib_zeros(u64::from(side) * (u64::from(side) + 1));
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = side.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    png_chunk(&mut out, b"IDAT", &z);
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// A zlib stream that inflates to `total` zero bytes at ~1000:1.
+fn zlib_zeros(total: u64) -> Vec<u8> {
     struct Bits {
         out: Vec<u8>,
         acc: u64,
@@ -853,7 +866,6 @@ fn png_bomb(side: u32) -> Vec<u8> {
             self.put(r, len);
         }
     }
-    let total = u64::from(side) * (u64::from(side) + 1);
     let mut b = Bits {
         out: vec![0x78, 0x01],
         acc: 0,
@@ -901,15 +913,36 @@ fn png_bomb(side: u32) -> Vec<u8> {
     let mut z = b.out;
     let adler = ((total % 65521) << 16) | 1;
     z.extend_from_slice(&(adler as u32).to_be_bytes());
+    z
+}
 
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = side.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&side.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
-    png_chunk(&mut out, b"IHDR", &ihdr);
-    png_chunk(&mut out, b"IDAT", &z);
-    png_chunk(&mut out, b"IEND", &[]);
-    out
+#[test]
+fn png_metadata_bombs_stay_small() {
+    // 200 MB of zeros in a zTXt and in an iCCP chunk of a tiny image.
+    let z = zlib_zeros(200 << 20);
+    for (ty, prefix) in [(b"zTXt", &b"Comment\0\0"[..]), (b"iCCP", &b"icc\0\0"[..])] {
+        let mut chunk = prefix.to_vec();
+        chunk.extend_from_slice(&z);
+        let src = png(4, 4, 8, 0, false, &[(ty, chunk)], |_, _| vec![7]);
+        LARGEST.with(|m| m.set(0));
+        let t0 = Instant::now();
+        let r = transform(
+            &src,
+            &opts(Some(2), None, Fit::Inside, None),
+            &Limits::default(),
+        );
+        let largest = LARGEST.with(|m| m.get());
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{ty:?}: {:?}",
+            t0.elapsed()
+        );
+        // bounded by the decoder budget (64 MiB plus growth slack), not 200 MB
+        assert!(
+            largest <= 80 << 20,
+            "{ty:?}: allocated {largest} bytes at once ({r:?})"
+        );
+    }
 }
 
 #[test]
