@@ -163,8 +163,8 @@ fn transform_inner(
     })?;
     #[cfg(not(feature = "avif-decode"))]
     if format == SourceFormat::Avif
-        && opts.width.is_none()
-        && opts.height.is_none()
+        && opts.w.is_none()
+        && opts.h.is_none()
         && opts.format.is_none_or(|f| f == OutputFormat::Avif)
     {
         // AVIF to AVIF at the same size: the source already is the answer.
