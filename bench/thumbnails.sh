@@ -10,9 +10,8 @@
 #
 # Usage: bench/thumbnails.sh [ROUNDS]     (default 7)
 # Env:   BENCH_CACHE (default ~/.cache/img-proxy-bench): photos are kept here
-#        IMG_PROXY_BIN: command to run instead of target/release/img-proxy
-#        (e.g. "$CARGO_TARGET_DIR/release/examples/transform" with no
-#        "transform" subcommand; set IMG_PROXY_SUBCMD= to drop it)
+#        IMG_PROXY_BIN: binary to run instead of target/release/img-proxy
+#        (e.g. an older build, to compare two versions against vips)
 set -euo pipefail
 
 ROUNDS="${1:-7}"
