@@ -12,6 +12,9 @@
 # Env:   BENCH_CACHE (default ~/.cache/img-proxy-bench): photos are kept here
 #        IMG_PROXY_BIN: binary to run instead of target/release/img-proxy
 #        (e.g. an older build, to compare two versions against vips)
+#        BENCH_CPUS: also run both pinned to these CPUs (taskset list, e.g.
+#        "0"), which compares work per core: the batch mode of our CLI uses
+#        every core, vipsthumbnail mostly one (default: "0")
 set -euo pipefail
 
 ROUNDS="${1:-7}"
@@ -77,14 +80,15 @@ time_cmd() {
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
+PIN=()
 bench() {
     local label="$1" ours_args="$2" vips_args="$3" ext="$4"
     local ours=() vips=()
     for ((r = 0; r < ROUNDS; r++)); do
         # shellcheck disable=SC2086
-        ours+=("$(time_cmd "$OUT/ours" $BIN $SUBCMD "${PHOTOS[@]}" $ours_args -o "$OUT/ours/")")
+        ours+=("$(time_cmd "$OUT/ours" "${PIN[@]}" $BIN $SUBCMD "${PHOTOS[@]}" $ours_args -o "$OUT/ours/")")
         # shellcheck disable=SC2086
-        vips+=("$(time_cmd "$OUT/vips" vipsthumbnail "${PHOTOS[@]}" $vips_args -o "$OUT/vips/%s.$ext[Q=80]")")
+        vips+=("$(time_cmd "$OUT/vips" "${PIN[@]}" vipsthumbnail "${PHOTOS[@]}" $vips_args -o "$OUT/vips/%s.$ext[Q=80]")")
     done
     local mo mv
     mo=$(printf '%s\n' "${ours[@]}" | median)
@@ -102,3 +106,9 @@ cat "${PHOTOS[@]}" >/dev/null
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews both sides)" >&2
 bench "jpeg 300px q80" "--width 300 --quality 80" "-s 300" jpg
 bench "webp 800px q80" "--width 800 --format webp --quality 80" "-s 800" webp
+CPUS="${BENCH_CPUS-0}"
+if [ -n "$CPUS" ] && command -v taskset >/dev/null; then
+    PIN=(taskset -c "$CPUS")
+    bench "jpeg 300px q80 cpu $CPUS" "--width 300 --quality 80" "-s 300" jpg
+    bench "webp 800px q80 cpu $CPUS" "--width 800 --format webp --quality 80" "-s 800" webp
+fi
