@@ -1,16 +1,25 @@
-//! End-to-end tests of [`transform`] over fixtures generated here (with
-//! jpeg-encoder, the `image` crate, libwebp and hand-built bytes), so the
-//! suite needs no files and stays fast in debug builds.
+//! End-to-end tests of [`transform`] over fixtures generated in memory
+//! (with jpeg-encoder, the `image` crate, libwebp and hand-built bytes; the
+//! generators shared with the integration tests live in
+//! `tests/common/fixtures.rs`), so the suite needs no files and stays fast
+//! in debug builds.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use jpeg_encoder::{ColorType as JColor, Encoder as JEncoder, SamplingFactor};
+use jpeg_encoder::{ColorType as JColor, SamplingFactor};
 
 use super::options::{Fit, OutputFormat, TransformOptions};
 use super::sniff::{sniff, SourceFormat};
 use super::transform::{transform, Limits, PipelineError};
+
+/// The image generators and independent decoders the integration tests use
+/// too; not every one is needed here.
+#[allow(dead_code)]
+#[path = "../../tests/common/fixtures.rs"]
+mod fixtures;
+use fixtures::*;
 
 // --- allocation tracking (largest single allocation per thread) ----------
 
@@ -73,81 +82,6 @@ fn run(src: &[u8], o: &TransformOptions) -> super::transform::Transformed {
     t
 }
 
-/// Decodes an output independently of the pipeline: JPEG with plain
-/// libjpeg-turbo (zune-jpeg 0.5.15 mis-decodes valid files whose optimised
-/// Huffman tables have a single code, which flat test images produce),
-/// everything else with the `image` crate.
-fn decode(bytes: &[u8]) -> image::RgbaImage {
-    if sniff(bytes) == Some(SourceFormat::Jpeg) {
-        let d = mozjpeg::Decompress::new_mem(bytes).expect("jpeg header");
-        let mut s = d.rgba().expect("jpeg start");
-        let (w, h) = (s.width() as u32, s.height() as u32);
-        let data: Vec<u8> = s.read_scanlines().expect("jpeg data");
-        return image::RgbaImage::from_raw(w, h, data).expect("jpeg size");
-    }
-    image::load_from_memory(bytes)
-        .expect("decodable output")
-        .to_rgba8()
-}
-
-fn close(a: [u8; 4], b: [u8; 4], tol: u8) -> bool {
-    a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= tol)
-}
-
-fn px(img: &image::RgbaImage, x: u32, y: u32) -> [u8; 4] {
-    img.get_pixel(x, y).0
-}
-
-const RED: [u8; 3] = [230, 20, 20];
-const GREEN: [u8; 3] = [20, 200, 40];
-const BLUE: [u8; 3] = [20, 40, 220];
-const WHITE: [u8; 3] = [250, 250, 250];
-
-/// A `w` x `h` RGB image with four coloured quadrants (TL red, TR green,
-/// BL blue, BR white): asymmetric under every rotation and flip.
-fn quadrants(w: usize, h: usize) -> Vec<u8> {
-    let mut v = Vec::with_capacity(w * h * 3);
-    for y in 0..h {
-        for x in 0..w {
-            let c = match (x < w / 2, y < h / 2) {
-                (true, true) => RED,
-                (false, true) => GREEN,
-                (true, false) => BLUE,
-                (false, false) => WHITE,
-            };
-            v.extend_from_slice(&c);
-        }
-    }
-    v
-}
-
-fn jpeg(
-    data: &[u8],
-    w: u16,
-    h: u16,
-    ct: JColor,
-    f: impl FnOnce(&mut JEncoder<&mut Vec<u8>>),
-) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut e = JEncoder::new(&mut out, 95);
-    e.set_sampling_factor(SamplingFactor::F_1_1);
-    f(&mut e);
-    e.encode(data, w, h, ct).expect("encode fixture");
-    out
-}
-
-fn exif_orientation_block(o: u16) -> Vec<u8> {
-    let mut t = b"II*\0".to_vec();
-    t.extend_from_slice(&8u32.to_le_bytes());
-    t.extend_from_slice(&1u16.to_le_bytes());
-    t.extend_from_slice(&0x0112u16.to_le_bytes());
-    t.extend_from_slice(&3u16.to_le_bytes());
-    t.extend_from_slice(&1u32.to_le_bytes());
-    t.extend_from_slice(&o.to_le_bytes());
-    t.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-    t
-}
-
 fn has_metadata(b: &[u8]) -> bool {
     let has = |needle: &[u8]| b.windows(needle.len()).any(|w| w == needle);
     has(b"Exif")
@@ -157,146 +91,6 @@ fn has_metadata(b: &[u8]) -> bool {
         || has(b"ICCP")
         || has(b"EXIF")
         || has(b"http://ns.adobe.com/xap")
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-fn png_chunk(out: &mut Vec<u8>, ty: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let mut c = ty.to_vec();
-    c.extend_from_slice(data);
-    out.extend_from_slice(&c);
-    out.extend_from_slice(&crc32(&c).to_be_bytes());
-}
-
-/// zlib stream of stored (uncompressed) deflate blocks.
-fn zlib_stored(raw: &[u8]) -> Vec<u8> {
-    let mut z = vec![0x78, 0x01];
-    let chunks: Vec<&[u8]> = if raw.is_empty() {
-        vec![&[][..]]
-    } else {
-        raw.chunks(65535).collect()
-    };
-    for (i, c) in chunks.iter().enumerate() {
-        z.push(u8::from(i + 1 == chunks.len()));
-        z.extend_from_slice(&(c.len() as u16).to_le_bytes());
-        z.extend_from_slice(&(!(c.len() as u16)).to_le_bytes());
-        z.extend_from_slice(c);
-    }
-    let (mut a, mut b) = (1u32, 0u32);
-    for &x in raw {
-        a = (a + u32::from(x)) % 65521;
-        b = (b + a) % 65521;
-    }
-    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
-    z
-}
-
-/// Hand-built PNG. `pixel(x, y)` returns the raw sample bytes of one pixel
-/// (for bit depths below 8, one byte holding the value). Interlaced images
-/// are written as the seven Adam7 passes.
-fn png(
-    w: u32,
-    h: u32,
-    depth: u8,
-    color: u8,
-    interlace: bool,
-    extra: &[(&[u8; 4], Vec<u8>)],
-    pixel: impl Fn(u32, u32) -> Vec<u8>,
-) -> Vec<u8> {
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[depth, color, 0, 0, u8::from(interlace)]);
-    png_chunk(&mut out, b"IHDR", &ihdr);
-    for (ty, data) in extra {
-        png_chunk(&mut out, ty, data);
-    }
-    let passes: Vec<(u32, u32, u32, u32)> = if interlace {
-        vec![
-            (0, 0, 8, 8),
-            (4, 0, 8, 8),
-            (0, 4, 4, 8),
-            (2, 0, 4, 4),
-            (0, 2, 2, 4),
-            (1, 0, 2, 2),
-            (0, 1, 1, 2),
-        ]
-    } else {
-        vec![(0, 0, 1, 1)]
-    };
-    let mut raw = Vec::new();
-    for (x0, y0, dx, dy) in passes {
-        let xs: Vec<u32> = (x0..w).step_by(dx as usize).collect();
-        if xs.is_empty() {
-            continue;
-        }
-        for y in (y0..h).step_by(dy as usize) {
-            raw.push(0); // filter: none
-            if depth < 8 {
-                let mut acc = 0u16;
-                let mut nbits = 0;
-                for &x in &xs {
-                    acc = (acc << depth) | u16::from(pixel(x, y)[0]);
-                    nbits += depth;
-                    if nbits == 8 {
-                        raw.push(acc as u8);
-                        acc = 0;
-                        nbits = 0;
-                    }
-                }
-                if nbits > 0 {
-                    raw.push((acc << (8 - nbits)) as u8);
-                }
-            } else {
-                for &x in &xs {
-                    raw.extend_from_slice(&pixel(x, y));
-                }
-            }
-        }
-    }
-    png_chunk(&mut out, b"IDAT", &zlib_stored(&raw));
-    png_chunk(&mut out, b"IEND", &[]);
-    out
-}
-
-fn quadrant_color(x: u32, y: u32, w: u32, h: u32) -> [u8; 3] {
-    match (x < w / 2, y < h / 2) {
-        (true, true) => RED,
-        (false, true) => GREEN,
-        (true, false) => BLUE,
-        (false, false) => WHITE,
-    }
-}
-
-fn assert_quadrants(img: &image::RgbaImage, tol: u8) {
-    let (w, h) = img.dimensions();
-    for (x, y, c) in [
-        (w / 4, h / 4, RED),
-        (3 * w / 4, h / 4, GREEN),
-        (w / 4, 3 * h / 4, BLUE),
-        (3 * w / 4, 3 * h / 4, WHITE),
-    ] {
-        let got = px(img, x, y);
-        assert!(
-            close(got, [c[0], c[1], c[2], 255], tol),
-            "at {x},{y}: {got:?} vs {c:?}"
-        );
-    }
 }
 
 // --- EXIF orientation -------------------------------------------------------
@@ -328,28 +122,12 @@ fn exif_orientation_all_eight_applied_and_stripped() {
             assert!(!has_metadata(&t.bytes), "orientation {o}: metadata left");
             let img = decode(&t.bytes);
             assert_eq!(img.dimensions(), expect, "orientation {o}");
-            assert_quadrants(&img, 40);
+            assert_quadrants(&img, 40, &format!("orientation {o}, w {w:?}"));
         }
     }
 }
 
 // --- CMYK / YCCK ------------------------------------------------------------
-
-fn cmyk_fixture() -> Vec<u8> {
-    // Plain CMYK (0 = no ink): left half cyan, right half magenta+black 50%
-    let (w, h) = (16usize, 8usize);
-    let mut v = Vec::new();
-    for _y in 0..h {
-        for x in 0..w {
-            v.extend_from_slice(if x < w / 2 {
-                &[255, 0, 0, 0]
-            } else {
-                &[0, 255, 0, 128]
-            });
-        }
-    }
-    v
-}
 
 fn assert_cmyk_colours(t: &super::transform::Transformed) {
     let img = decode(&t.bytes);
@@ -369,10 +147,10 @@ fn assert_cmyk_colours(t: &super::transform::Transformed) {
 
 #[test]
 fn cmyk_and_ycck_jpegs_become_srgb() {
-    let cmyk = cmyk_fixture();
+    let cmyk = cmyk_samples();
     // jpeg-encoder writes Adobe-style inverted CMYK with an APP14 marker.
-    let adobe_cmyk = jpeg(&cmyk, 16, 8, JColor::Cmyk, |_| {});
-    let adobe_ycck = jpeg(&cmyk, 16, 8, JColor::CmykAsYcck, |_| {});
+    let adobe_cmyk = cmyk_jpeg(false);
+    let adobe_ycck = cmyk_jpeg(true);
     assert_eq!(adobe_ycck.windows(5).filter(|w| w == b"Adobe").count(), 1);
     for src in [adobe_cmyk, adobe_ycck] {
         let t = run(
@@ -432,7 +210,7 @@ fn icc_srgb_is_untouched_and_p3_is_converted() {
     // PNG iCCP (zlib-compressed profile) is honoured too.
     let mut iccp = b"p3\0\0".to_vec();
     iccp.extend_from_slice(&zlib_stored(&p3));
-    let png_p3 = png(16, 16, 8, 2, false, &[(b"iCCP", iccp)], |x, y| {
+    let png_p3 = raw_png(16, 16, 8, 2, false, &[(b"iCCP", iccp)], |x, y| {
         quadrant_color(x, y, 16, 16).to_vec()
     });
     let d = decode(&run(&png_p3, &o).bytes);
@@ -445,10 +223,11 @@ fn icc_srgb_is_untouched_and_p3_is_converted() {
 
 // --- alpha ------------------------------------------------------------------
 
-fn rgba_png() -> Vec<u8> {
-    // Left half opaque red, right half fully transparent, one column
-    // half-transparent blue.
-    png(16, 8, 8, 6, false, &[], |x, _| match x {
+/// 16x8, hand-built: left half opaque red, right half fully transparent,
+/// one column half-transparent blue (unlike the shared [`rgba_png`], whose
+/// right half is all transparent).
+fn rgba_png_soft_column() -> Vec<u8> {
+    raw_png(16, 8, 8, 6, false, &[], |x, _| match x {
         0..=7 => vec![255, 0, 0, 255],
         8 => vec![0, 0, 255, 128],
         _ => vec![0, 0, 0, 0],
@@ -457,7 +236,7 @@ fn rgba_png() -> Vec<u8> {
 
 #[test]
 fn alpha_kept_for_png_webp_avif_and_flattened_for_jpeg() {
-    let src = rgba_png();
+    let src = rgba_png_soft_column();
     for f in [OutputFormat::Png, OutputFormat::WebP] {
         let img = decode(&run(&src, &opts(None, None, Fit::Inside, Some(f))).bytes);
         assert!(
@@ -494,7 +273,7 @@ fn alpha_kept_for_png_webp_avif_and_flattened_for_jpeg() {
 
 #[test]
 fn contain_pads_transparent_or_white() {
-    let src = jpeg(&quadrants(32, 16), 32, 16, JColor::Rgb, |_| {});
+    let src = quadrant_jpeg(32, 16);
     let img = decode(
         &run(
             &src,
@@ -530,7 +309,7 @@ fn png_16bit_gray_palette_interlaced() {
     let (w, h) = (16u32, 16u32);
     let o = opts(Some(8), None, Fit::Inside, None);
     // 16-bit RGBA
-    let p16 = png(w, h, 16, 6, false, &[], |x, y| {
+    let p16 = raw_png(w, h, 16, 6, false, &[], |x, y| {
         quadrant_color(x, y, w, h)
             .iter()
             .flat_map(|&c| (u16::from(c) * 257).to_be_bytes())
@@ -539,9 +318,9 @@ fn png_16bit_gray_palette_interlaced() {
     });
     let t = run(&p16, &o);
     assert_eq!(t.format, OutputFormat::Png);
-    assert_quadrants(&decode(&t.bytes), 30);
+    assert_quadrants(&decode(&t.bytes), 30, "16-bit RGBA");
     // 8-bit gray, and 1-bit gray
-    let gray = png(w, h, 8, 0, false, &[], |x, _| {
+    let gray = raw_png(w, h, 8, 0, false, &[], |x, _| {
         vec![if x < 8 { 10 } else { 240 }]
     });
     let img = decode(&run(&gray, &o).bytes);
@@ -549,44 +328,34 @@ fn png_16bit_gray_palette_interlaced() {
         close(px(&img, 1, 1), [10, 10, 10, 255], 6)
             && close(px(&img, 6, 6), [240, 240, 240, 255], 6)
     );
-    let bits = png(w, h, 1, 0, false, &[], |x, _| vec![u8::from(x >= 8)]);
+    let bits = raw_png(w, h, 1, 0, false, &[], |x, _| vec![u8::from(x >= 8)]);
     let img = decode(&run(&bits, &opts(None, None, Fit::Inside, None)).bytes);
     assert_eq!(
         (px(&img, 1, 1), px(&img, 14, 1)),
         ([0, 0, 0, 255], [255, 255, 255, 255])
     );
     // palette with tRNS (index 3 transparent), 4-bit indices
-    let plte: Vec<u8> = [RED, GREEN, BLUE, WHITE].concat();
-    let pal = png(
-        w,
-        h,
-        4,
-        3,
-        false,
-        &[(b"PLTE", plte.clone()), (b"tRNS", vec![255, 255, 255, 0])],
-        |x, y| vec![u8::from(x >= w / 2) + 2 * u8::from(y >= h / 2)],
-    );
+    let pal = palette_png(w, h);
     let img = decode(&run(&pal, &opts(None, None, Fit::Inside, None)).bytes);
     assert!(close(px(&img, 2, 2), [RED[0], RED[1], RED[2], 255], 0));
     assert_eq!(px(&img, 12, 12)[3], 0);
     // Adam7 interlaced RGB
-    let inter = png(w, h, 8, 2, true, &[], |x, y| {
+    let inter = raw_png(w, h, 8, 2, true, &[], |x, y| {
         quadrant_color(x, y, w, h).to_vec()
     });
     let img = decode(&run(&inter, &opts(None, None, Fit::Inside, None)).bytes);
-    assert_quadrants(&img, 0);
+    assert_quadrants(&img, 0, "interlaced");
     let img = decode(&run(&inter, &o).bytes);
     assert_eq!(img.dimensions(), (8, 8));
-    assert_quadrants(&img, 30);
+    assert_quadrants(&img, 30, "interlaced, resized");
 }
 
 // --- progressive JPEG ---------------------------------------------------------
 
 #[test]
 fn progressive_jpeg_decodes_like_baseline() {
-    let data = quadrants(64, 32);
-    let base = jpeg(&data, 64, 32, JColor::Rgb, |_| {});
-    let prog = jpeg(&data, 64, 32, JColor::Rgb, |e| e.set_progressive(true));
+    let base = quadrant_jpeg(64, 32);
+    let prog = progressive_jpeg(64, 32);
     assert!(
         prog.windows(2).any(|w| w == [0xFF, 0xC2]),
         "fixture is progressive"
@@ -596,36 +365,11 @@ fn progressive_jpeg_decodes_like_baseline() {
         let a = decode(&run(&base, &o).bytes);
         let b = decode(&run(&prog, &o).bytes);
         assert_eq!(a.dimensions(), b.dimensions());
-        assert_quadrants(&b, 30);
+        assert_quadrants(&b, 30, &format!("progressive, w {w:?}"));
     }
 }
 
 // --- animations ---------------------------------------------------------------
-
-fn gif(frames: usize) -> Vec<u8> {
-    use image::codecs::gif::GifEncoder;
-    use image::{Delay, Frame, RgbaImage};
-    let mut out = Vec::new();
-    {
-        let mut e = GifEncoder::new(&mut out);
-        for i in 0..frames {
-            let c = if i == 0 {
-                [255, 0, 0, 255]
-            } else {
-                [0, 0, 255, 255]
-            };
-            let img = RgbaImage::from_pixel(12, 10, image::Rgba(c));
-            e.encode_frame(Frame::from_parts(
-                img,
-                0,
-                0,
-                Delay::from_numer_denom_ms(100, 1),
-            ))
-            .expect("gif frame");
-        }
-    }
-    out
-}
 
 /// Animated WebP: a RIFF container of ANMF chunks, each wrapping a lossless
 /// frame produced by libwebp.
@@ -750,7 +494,7 @@ fn svg_is_refused_clearly() {
 #[test]
 fn avif_sources_are_refused_clearly() {
     let avif = run(
-        &jpeg(&quadrants(8, 8), 8, 8, JColor::Rgb, |_| {}),
+        &quadrant_jpeg(8, 8),
         &opts(None, None, Fit::Inside, Some(OutputFormat::Avif)),
     )
     .bytes;
@@ -777,7 +521,7 @@ fn avif_sources_are_refused_clearly() {
 #[test]
 fn avif_sources_decode_with_alpha() {
     let to_avif = opts(None, None, Fit::Inside, Some(OutputFormat::Avif));
-    let src = jpeg(&quadrants(32, 16), 32, 16, JColor::Rgb, |_| {});
+    let src = quadrant_jpeg(32, 16);
     let avif = run(&src, &to_avif).bytes;
     assert_eq!(sniff(&avif), Some(SourceFormat::Avif));
     // default output format for an AVIF source is AVIF
@@ -793,9 +537,9 @@ fn avif_sources_decode_with_alpha() {
         .bytes,
     );
     assert_eq!(img.dimensions(), (16, 8));
-    assert_quadrants(&img, 40);
+    assert_quadrants(&img, 40, "AVIF source");
     // alpha survives AVIF -> PNG
-    let avif_alpha = run(&rgba_png(), &to_avif).bytes;
+    let avif_alpha = run(&rgba_png_soft_column(), &to_avif).bytes;
     let img = decode(
         &run(
             &avif_alpha,
@@ -825,97 +569,6 @@ fn avif_sources_decode_with_alpha() {
 
 // --- limits -------------------------------------------------------------------
 
-/// A PNG declaring 20000x20000 8-bit gray whose IDAT really inflates to the
-/// full 400 MB of zeros: one dynamic-Huffman deflate block in which a
-/// 258-byte match costs 2 bits.
-fn png_bomb(side: u32) -> Vec<u8> {
-    let z = zlib_zeros(u64::from(side) * (u64::from(side) + 1));
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = side.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&side.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
-    png_chunk(&mut out, b"IHDR", &ihdr);
-    png_chunk(&mut out, b"IDAT", &z);
-    png_chunk(&mut out, b"IEND", &[]);
-    out
-}
-
-/// A zlib stream that inflates to `total` zero bytes at ~1000:1.
-fn zlib_zeros(total: u64) -> Vec<u8> {
-    struct Bits {
-        out: Vec<u8>,
-        acc: u64,
-        n: u32,
-    }
-    impl Bits {
-        fn put(&mut self, v: u64, n: u32) {
-            self.acc |= v << self.n;
-            self.n += n;
-            while self.n >= 8 {
-                self.out.push(self.acc as u8);
-                self.acc >>= 8;
-                self.n -= 8;
-            }
-        }
-        // Huffman codes go most-significant bit first.
-        fn code(&mut self, code: u64, len: u32) {
-            let mut r = 0;
-            for i in 0..len {
-                r |= ((code >> i) & 1) << (len - 1 - i);
-            }
-            self.put(r, len);
-        }
-    }
-    let mut b = Bits {
-        out: vec![0x78, 0x01],
-        acc: 0,
-        n: 0,
-    };
-    b.put(1, 1); // final block
-    b.put(2, 2); // dynamic Huffman
-    b.put(29, 5); // HLIT: 286 literal/length codes
-    b.put(0, 5); // HDIST: 1 distance code
-    b.put(14, 4); // HCLEN: 18 code-length codes
-                  // code-length code lengths, in the spec's permuted order
-    for sym in [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1] {
-        b.put(
-            match sym {
-                18 => 1,
-                1 | 2 => 2,
-                _ => 0,
-            },
-            3,
-        );
-    }
-    // code-length codes: 18 -> "0", 1 -> "10", 2 -> "11"
-    let (cl1, cl2) = ((0b10, 2), (0b11, 2));
-    b.code(cl2.0, cl2.1); // lit 0: length 2
-    b.code(0, 1);
-    b.put(127, 7); // 138 zeros (1..=138)
-    b.code(0, 1);
-    b.put(106, 7); // 117 zeros (139..=255)
-    b.code(cl2.0, cl2.1); // 256 (end of block): length 2
-    b.code(0, 1);
-    b.put(17, 7); // 28 zeros (257..=284)
-    b.code(cl1.0, cl1.1); // 285 (length 258): length 1
-    b.code(cl1.0, cl1.1); // distance 0: length 1
-                          // literal/length codes: 285 -> "0", 0 -> "10", 256 -> "11"
-    b.code(0b10, 2); // one literal zero
-    let rest = total - 1;
-    for _ in 0..rest / 258 {
-        b.put(0, 2); // length 258 ("0"), distance 1 ("0")
-    }
-    for _ in 0..rest % 258 {
-        b.code(0b10, 2);
-    }
-    b.code(0b11, 2); // end of block
-    b.put(0, 7);
-    let mut z = b.out;
-    let adler = ((total % 65521) << 16) | 1;
-    z.extend_from_slice(&(adler as u32).to_be_bytes());
-    z
-}
-
 #[test]
 fn png_metadata_bombs_stay_small() {
     // 200 MB of zeros in a zTXt and in an iCCP chunk of a tiny image.
@@ -923,7 +576,7 @@ fn png_metadata_bombs_stay_small() {
     for (ty, prefix) in [(b"zTXt", &b"Comment\0\0"[..]), (b"iCCP", &b"icc\0\0"[..])] {
         let mut chunk = prefix.to_vec();
         chunk.extend_from_slice(&z);
-        let src = png(4, 4, 8, 0, false, &[(ty, chunk)], |_, _| vec![7]);
+        let src = raw_png(4, 4, 8, 0, false, &[(ty, chunk)], |_, _| vec![7]);
         LARGEST.with(|m| m.set(0));
         let t0 = Instant::now();
         let r = transform(
@@ -985,7 +638,7 @@ fn png_bomb_refused_fast_without_big_allocation() {
 
 #[test]
 fn output_canvas_is_limited_too() {
-    let src = jpeg(&quadrants(8, 8), 8, 8, JColor::Rgb, |_| {});
+    let src = quadrant_jpeg(8, 8);
     let limits = Limits {
         max_pixels: 10_000,
         ..Limits::default()
@@ -1001,11 +654,9 @@ fn output_canvas_is_limited_too() {
 
 #[test]
 fn truncated_and_corrupt_inputs_are_errors_not_panics() {
-    let j = jpeg(&quadrants(64, 64), 64, 64, JColor::Rgb, |_| {});
-    let prog = jpeg(&quadrants(64, 64), 64, 64, JColor::Rgb, |e| {
-        e.set_progressive(true)
-    });
-    let p = png(32, 32, 8, 2, false, &[], |x, y| {
+    let j = quadrant_jpeg(64, 64);
+    let prog = progressive_jpeg(64, 64);
+    let p = raw_png(32, 32, 8, 2, false, &[], |x, y| {
         quadrant_color(x, y, 32, 32).to_vec()
     });
     // One frame: only the first frame is decoded, so a cut in a later frame
@@ -1098,7 +749,7 @@ fn png_and_webp_exif_orientation_applied() {
     let shown = super::pixels::Pixels::new(16, 8, 3, quadrants(16, 8));
     let stored = shown.clone().orient(8);
     let exif = exif_orientation_block(6);
-    let p = png(
+    let p = raw_png(
         stored.w,
         stored.h,
         8,
@@ -1112,7 +763,7 @@ fn png_and_webp_exif_orientation_applied() {
     );
     let img = decode(&run(&p, &opts(None, None, Fit::Inside, None)).bytes);
     assert_eq!(img.dimensions(), (16, 8));
-    assert_quadrants(&img, 0);
+    assert_quadrants(&img, 0, "PNG eXIf");
     // WebP: VP8X container with an EXIF chunk around a lossless frame.
     let mut out: *mut u8 = std::ptr::null_mut();
     // SAFETY: valid RGB buffer; output freed with WebPFree.
@@ -1138,7 +789,7 @@ fn png_and_webp_exif_orientation_applied() {
     );
     let img = decode(&t.bytes);
     assert_eq!(img.dimensions(), (16, 8));
-    assert_quadrants(&img, 0);
+    assert_quadrants(&img, 0, "WebP EXIF");
 }
 
 #[test]
@@ -1147,8 +798,8 @@ fn cli_writes_one_file_or_a_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = dir.path().join("a.jpg");
     let b = dir.path().join("b.png");
-    std::fs::write(&a, jpeg(&quadrants(32, 16), 32, 16, JColor::Rgb, |_| {})).expect("write");
-    std::fs::write(&b, rgba_png()).expect("write");
+    std::fs::write(&a, quadrant_jpeg(32, 16)).expect("write");
+    std::fs::write(&b, rgba_png_soft_column()).expect("write");
     let args = |inputs: Vec<std::path::PathBuf>, output: std::path::PathBuf| TransformArgs {
         inputs,
         output,
@@ -1273,7 +924,7 @@ fn dc_only_decoder_matches_libjpeg() {
     // out of scope or broken -> None (caller falls back to libjpeg)
     let baseline = jpeg(&data, w as u16, h as u16, JColor::Rgb, |_| {});
     assert!(super::jpeg_dc::decode(&baseline).is_none());
-    let cmyk = jpeg(&cmyk_fixture(), 16, 8, JColor::Cmyk, |e| {
+    let cmyk = jpeg(&cmyk_samples(), 16, 8, JColor::Cmyk, |e| {
         e.set_progressive(true)
     });
     assert!(super::jpeg_dc::decode(&cmyk).is_none());
@@ -1292,7 +943,7 @@ fn dc_only_decoder_matches_libjpeg() {
 #[test]
 fn extreme_sizes() {
     let one = jpeg(&[10, 200, 30], 1, 1, JColor::Rgb, |_| {});
-    let thin = png(1, 300, 8, 0, false, &[], |_, y| vec![y as u8]);
+    let thin = raw_png(1, 300, 8, 0, false, &[], |_, y| vec![y as u8]);
     for f in [
         OutputFormat::Jpeg,
         OutputFormat::Png,
@@ -1316,9 +967,7 @@ fn extreme_sizes() {
 
 #[test]
 fn progressive_scan_bomb_is_refused() {
-    let prog = jpeg(&quadrants(16, 16), 16, 16, JColor::Rgb, |e| {
-        e.set_progressive(true)
-    });
+    let prog = progressive_jpeg(16, 16);
     // Repeat the last (AC refinement) scan until there are > 500 scans.
     let sos: Vec<usize> = prog
         .windows(2)

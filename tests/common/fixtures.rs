@@ -1,10 +1,12 @@
 //! Image fixtures generated in memory, and independent decoders for what
 //! the proxy answers.
 //!
-//! Copied (and trimmed) from the generators in `src/pipeline/tests.rs`,
-//! which integration tests cannot reach: EXIF-oriented and CMYK JPEGs,
-//! progressive JPEG, hand-built PNGs (16-bit, palette), RGBA PNG, animated
-//! GIF and the PNG bomb. All are small so debug builds stay fast.
+//! Shared by the integration tests (through `tests/common/mod.rs`) and the
+//! pipeline's unit tests (`src/pipeline/tests.rs` includes this file with
+//! `#[path]`), so it may use only crates both see and nothing of the
+//! crate itself: EXIF-oriented and CMYK JPEGs, progressive JPEG, hand-built
+//! PNGs (16-bit, palette, interlaced), RGBA PNG, animated GIF and the PNG
+//! bomb. All are small so debug builds stay fast.
 
 use jpeg_encoder::{ColorType as JColor, Encoder as JEncoder, SamplingFactor};
 
@@ -77,7 +79,7 @@ pub fn progressive_jpeg(w: u16, h: u16) -> Vec<u8> {
 }
 
 /// A little-endian TIFF block holding only an Orientation tag.
-fn exif_orientation_block(o: u16) -> Vec<u8> {
+pub fn exif_orientation_block(o: u16) -> Vec<u8> {
     let mut t = b"II*\0".to_vec();
     t.extend_from_slice(&8u32.to_le_bytes());
     t.extend_from_slice(&1u16.to_le_bytes());
@@ -125,6 +127,17 @@ pub fn oriented_jpeg(o: u16, w: u32, h: u32) -> Vec<u8> {
 /// them): left half pure cyan, right half magenta with 50% black. As sRGB
 /// that is about (0,255,255) and (127,0,127).
 pub fn cmyk_jpeg(ycck: bool) -> Vec<u8> {
+    let ct = if ycck {
+        JColor::CmykAsYcck
+    } else {
+        JColor::Cmyk
+    };
+    jpeg(&cmyk_samples(), 16, 8, ct, |_| {})
+}
+
+/// The samples of [`cmyk_jpeg`], 16x8 plain CMYK (0 = no ink): left half
+/// cyan, right half magenta with 50% black.
+pub fn cmyk_samples() -> Vec<u8> {
     let (w, h) = (16usize, 8usize);
     let mut v = Vec::new();
     for _y in 0..h {
@@ -136,12 +149,7 @@ pub fn cmyk_jpeg(ycck: bool) -> Vec<u8> {
             });
         }
     }
-    let ct = if ycck {
-        JColor::CmykAsYcck
-    } else {
-        JColor::Cmyk
-    };
-    jpeg(&v, w as u16, h as u16, ct, |_| {})
+    v
 }
 
 fn crc32(data: &[u8]) -> u32 {
@@ -159,7 +167,7 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-fn png_chunk(out: &mut Vec<u8>, ty: &[u8; 4], data: &[u8]) {
+pub fn png_chunk(out: &mut Vec<u8>, ty: &[u8; 4], data: &[u8]) {
     out.extend_from_slice(&(data.len() as u32).to_be_bytes());
     let mut c = ty.to_vec();
     c.extend_from_slice(data);
@@ -168,7 +176,7 @@ fn png_chunk(out: &mut Vec<u8>, ty: &[u8; 4], data: &[u8]) {
 }
 
 /// zlib stream of stored (uncompressed) deflate blocks.
-fn zlib_stored(raw: &[u8]) -> Vec<u8> {
+pub fn zlib_stored(raw: &[u8]) -> Vec<u8> {
     let mut z = vec![0x78, 0x01];
     let chunks: Vec<&[u8]> = if raw.is_empty() {
         vec![&[][..]]
@@ -190,14 +198,16 @@ fn zlib_stored(raw: &[u8]) -> Vec<u8> {
     z
 }
 
-/// Hand-built non-interlaced PNG of any bit depth and colour type.
-/// `pixel(x, y)` returns the raw sample bytes of one pixel (for depths
-/// below 8, one byte holding the value).
+/// Hand-built PNG of any bit depth and colour type, its image data in
+/// stored (uncompressed) deflate blocks. `pixel(x, y)` returns the raw
+/// sample bytes of one pixel (for depths below 8, one byte holding the
+/// value). Interlaced images are written as the seven Adam7 passes.
 pub fn raw_png(
     w: u32,
     h: u32,
     depth: u8,
     color: u8,
+    interlace: bool,
     extra: &[(&[u8; 4], Vec<u8>)],
     pixel: impl Fn(u32, u32) -> Vec<u8>,
 ) -> Vec<u8> {
@@ -205,32 +215,51 @@ pub fn raw_png(
     let mut ihdr = Vec::new();
     ihdr.extend_from_slice(&w.to_be_bytes());
     ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[depth, color, 0, 0, 0]);
+    ihdr.extend_from_slice(&[depth, color, 0, 0, u8::from(interlace)]);
     png_chunk(&mut out, b"IHDR", &ihdr);
     for (ty, data) in extra {
         png_chunk(&mut out, ty, data);
     }
+    let passes: Vec<(u32, u32, u32, u32)> = if interlace {
+        vec![
+            (0, 0, 8, 8),
+            (4, 0, 8, 8),
+            (0, 4, 4, 8),
+            (2, 0, 4, 4),
+            (0, 2, 2, 4),
+            (1, 0, 2, 2),
+            (0, 1, 1, 2),
+        ]
+    } else {
+        vec![(0, 0, 1, 1)]
+    };
     let mut raw = Vec::new();
-    for y in 0..h {
-        raw.push(0); // filter: none
-        if depth < 8 {
-            let mut acc = 0u16;
-            let mut nbits = 0;
-            for x in 0..w {
-                acc = (acc << depth) | u16::from(pixel(x, y)[0]);
-                nbits += depth;
-                if nbits == 8 {
-                    raw.push(acc as u8);
-                    acc = 0;
-                    nbits = 0;
+    for (x0, y0, dx, dy) in passes {
+        let xs: Vec<u32> = (x0..w).step_by(dx as usize).collect();
+        if xs.is_empty() {
+            continue;
+        }
+        for y in (y0..h).step_by(dy as usize) {
+            raw.push(0); // filter: none
+            if depth < 8 {
+                let mut acc = 0u16;
+                let mut nbits = 0;
+                for &x in &xs {
+                    acc = (acc << depth) | u16::from(pixel(x, y)[0]);
+                    nbits += depth;
+                    if nbits == 8 {
+                        raw.push(acc as u8);
+                        acc = 0;
+                        nbits = 0;
+                    }
                 }
-            }
-            if nbits > 0 {
-                raw.push((acc << (8 - nbits)) as u8);
-            }
-        } else {
-            for x in 0..w {
-                raw.extend_from_slice(&pixel(x, y));
+                if nbits > 0 {
+                    raw.push((acc << (8 - nbits)) as u8);
+                }
+            } else {
+                for &x in &xs {
+                    raw.extend_from_slice(&pixel(x, y));
+                }
             }
         }
     }
@@ -241,7 +270,7 @@ pub fn raw_png(
 
 /// 16-bit RGB quadrants.
 pub fn png16(w: u32, h: u32) -> Vec<u8> {
-    raw_png(w, h, 16, 2, &[], |x, y| {
+    raw_png(w, h, 16, 2, false, &[], |x, y| {
         quadrant_color(x, y, w, h)
             .iter()
             .flat_map(|&c| (u16::from(c) * 257).to_be_bytes())
@@ -258,6 +287,7 @@ pub fn palette_png(w: u32, h: u32) -> Vec<u8> {
         h,
         4,
         3,
+        false,
         &[(b"PLTE", plte), (b"tRNS", vec![255, 255, 255, 0])],
         |x, y| vec![u8::from(x >= w / 2) + 2 * u8::from(y >= h / 2)],
     )
@@ -353,10 +383,23 @@ pub fn avif(w: u32, h: u32) -> Vec<u8> {
 }
 
 /// A PNG declaring `side` x `side` 8-bit gray whose IDAT really inflates
-/// to `side * (side + 1)` bytes of zeros: one dynamic-Huffman deflate block
-/// in which a 258-byte match costs 2 bits. 20000 gives ~400 MB from a few
-/// hundred KB.
+/// to `side * (side + 1)` bytes of zeros (see [`zlib_zeros`]). 20000 gives
+/// ~400 MB from a few hundred KB.
 pub fn png_bomb(side: u32) -> Vec<u8> {
+    let z = zlib_zeros(u64::from(side) * (u64::from(side) + 1));
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = side.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    png_chunk(&mut out, b"IDAT", &z);
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// A zlib stream that inflates to `total` zero bytes at ~1000:1: one
+/// dynamic-Huffman deflate block in which a 258-byte match costs 2 bits.
+pub fn zlib_zeros(total: u64) -> Vec<u8> {
     struct Bits {
         out: Vec<u8>,
         acc: u64,
@@ -381,7 +424,6 @@ pub fn png_bomb(side: u32) -> Vec<u8> {
             self.put(r, len);
         }
     }
-    let total = u64::from(side) * (u64::from(side) + 1);
     let mut b = Bits {
         out: vec![0x78, 0x01],
         acc: 0,
@@ -392,6 +434,7 @@ pub fn png_bomb(side: u32) -> Vec<u8> {
     b.put(29, 5); // HLIT: 286 literal/length codes
     b.put(0, 5); // HDIST: 1 distance code
     b.put(14, 4); // HCLEN: 18 code-length codes
+                  // code-length code lengths, in the spec's permuted order
     for sym in [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1] {
         b.put(
             match sym {
@@ -414,6 +457,7 @@ pub fn png_bomb(side: u32) -> Vec<u8> {
     b.put(17, 7); // 28 zeros (257..=284)
     b.code(cl1.0, cl1.1); // 285 (length 258): length 1
     b.code(cl1.0, cl1.1); // distance 0: length 1
+                          // literal/length codes: 285 -> "0", 0 -> "10", 256 -> "11"
     b.code(0b10, 2); // one literal zero
     let rest = total - 1;
     for _ in 0..rest / 258 {
@@ -427,15 +471,7 @@ pub fn png_bomb(side: u32) -> Vec<u8> {
     let mut z = b.out;
     let adler = ((total % 65521) << 16) | 1;
     z.extend_from_slice(&(adler as u32).to_be_bytes());
-
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = side.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&side.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
-    png_chunk(&mut out, b"IHDR", &ihdr);
-    png_chunk(&mut out, b"IDAT", &z);
-    png_chunk(&mut out, b"IEND", &[]);
-    out
+    z
 }
 
 // --- reading answers ----------------------------------------------------------
@@ -460,7 +496,7 @@ pub fn magic(bytes: &[u8]) -> Option<&'static str> {
 
 /// Decodes a JPEG, PNG, GIF or WebP answer to RGBA, independently of the
 /// proxy's own pipeline: JPEG with plain libjpeg-turbo (zune-jpeg
-/// mis-decodes single-code Huffman tables, which flat images produce),
+/// 0.5.15 mis-decodes single-code Huffman tables, which flat images produce),
 /// the rest with the `image` crate.
 pub fn decode(bytes: &[u8]) -> image::RgbaImage {
     if magic(bytes) == Some("image/jpeg") {
