@@ -45,6 +45,8 @@ enum Unreachable {
     Transport(#[from] reqwest::Error),
     #[error("worker refused our credentials")]
     Unauthorized,
+    #[error("worker address {0} does not form a URL")]
+    BadAddress(String),
 }
 
 /// Asks the ranked workers for `url` until one answers.
@@ -89,8 +91,10 @@ async fn ask(
     request_id: &RequestId,
 ) -> Result<Response, Unreachable> {
     let base = format!("http://{}", worker.http_addr);
-    let mut lookup =
-        Url::parse(&format!("{base}/v1/image")).map_err(|_| Unreachable::Unauthorized)?;
+    let endpoint = |path: &str| {
+        Url::parse(&format!("{base}{path}")).map_err(|_| Unreachable::BadAddress(base.clone()))
+    };
+    let mut lookup = endpoint("/v1/image")?;
     {
         let mut q = lookup.query_pairs_mut();
         q.append_pair("url", url.as_str());
@@ -111,7 +115,7 @@ async fn ask(
     if resp.status() != reqwest::StatusCode::NOT_FOUND {
         return relay(resp).await;
     }
-    let fill = Url::parse(&format!("{base}/v1/cache")).map_err(|_| Unreachable::Unauthorized)?;
+    let fill = endpoint("/v1/cache")?;
     let body = serde_json::to_vec(&CacheRequest::new(url, opts)).unwrap_or_default();
     let resp = send(
         gw,
