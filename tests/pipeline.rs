@@ -995,7 +995,13 @@ fn cli_transforms_avif_sources() {
     let x = format!("{dir}/x.avif");
     std::fs::write(&x, avif(100, 70)).unwrap();
     let y = format!("{dir}/y.png");
+    // Without --format the source's format is kept (whatever -o's name).
     let (ok, err) = transform_cli(&[&x, "-o", &y, "--width", "50"]);
+    assert!(ok, "{err}");
+    let bytes = std::fs::read(&y).unwrap();
+    assert_eq!(magic(&bytes), Some("image/avif"));
+    assert_eq!(dimensions(&bytes), (50, 35));
+    let (ok, err) = transform_cli(&[&x, "-o", &y, "--width", "50", "--format", "png"]);
     assert!(ok, "{err}");
     let bytes = std::fs::read(&y).unwrap();
     assert_eq!(magic(&bytes), Some("image/png"));

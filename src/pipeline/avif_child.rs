@@ -192,7 +192,11 @@ fn failure(status: ExitStatus, stderr: &str) -> PipelineError {
     let crashed = status
         .code()
         .is_none_or(|c| c != i32::from(EXIT_CORRUPT) && c != i32::from(EXIT_INTERNAL));
-    let reason = if crashed { lines.next() } else { lines.last() };
+    let reason = if crashed {
+        lines.next()
+    } else {
+        lines.next_back()
+    };
     let reason = reason.unwrap_or("no reason given");
     match status.code() {
         Some(c) if c == i32::from(EXIT_CORRUPT) => PipelineError::Corrupt(reason.to_string()),
