@@ -45,6 +45,12 @@ pub enum Command {
     /// Resizes/converts image files with exactly the worker's pipeline
     /// (batch thumbnails: several inputs use every core).
     Transform(crate::pipeline::cli::TransformArgs),
+    /// Internal: decodes one AVIF from stdin to raw pixels on stdout. The
+    /// workers run it as a child process so that a crash of the AV1
+    /// decoder on hostile input cannot take the worker down.
+    #[cfg(feature = "avif-decode")]
+    #[command(name = "__decode-avif", hide = true)]
+    DecodeAvif(crate::pipeline::avif_child::DecodeAvifArgs),
 }
 
 /// Settings shared by every role. Each is an environment variable (the

@@ -297,13 +297,15 @@ async fn format_auto_follows_accept_and_varies_on_it() {
     assert_eq!(node.metric("img_proxy_cache_misses_total").await, 3.0);
 
     // An AVIF source: what AVIF browsers negotiate is the source itself, so
-    // they get it as is; anything that needs a decoder is refused clearly.
+    // they get it as is; anything else needs the AV1 decoder (and is refused
+    // clearly by builds without it).
     let avif_bytes = avif(32, 16);
     let asrc = origin.url(&origin.put("photo.avif", avif_bytes.clone(), "image/avif"));
     let a = ask_with(&node, &asrc, &[("format", "auto")], Some(AVIF_FIRST)).await;
     a.image("image/avif", (32, 16), "auto on an AVIF source");
     assert_eq!(a.h("vary"), "Accept");
     assert_eq!(&a.body[..], &avif_bytes[..]);
+    #[cfg(not(feature = "avif-decode"))]
     for (query, accept) in [
         (&[("format", "auto")][..], Some(WEBP_ONLY)),
         (&[("w", "16"), ("format", "auto")], Some(AVIF_FIRST)),
@@ -312,6 +314,27 @@ async fn format_auto_follows_accept_and_varies_on_it() {
         let a = ask_with(&node, &asrc, query, accept).await;
         assert_eq!(a.status, 422, "{query:?} {accept:?}: {}", a.text());
         assert!(a.text().contains("AVIF"), "{}", a.text());
+    }
+    #[cfg(feature = "avif-decode")]
+    for (query, accept, mime, size) in [
+        (
+            &[("format", "auto")][..],
+            Some(WEBP_ONLY),
+            "image/webp",
+            (32, 16),
+        ),
+        (
+            &[("w", "16"), ("format", "auto")],
+            Some(AVIF_FIRST),
+            "image/avif",
+            (16, 8),
+        ),
+        (&[("w", "16")], None, "image/avif", (16, 8)),
+    ] {
+        let what = format!("AVIF source, {query:?} {accept:?}");
+        ask_with(&node, &asrc, query, accept)
+            .await
+            .image(mime, size, &what);
     }
 
     // An explicit format ignores Accept and does not vary.
@@ -893,4 +916,100 @@ fn cli_transforms_one_file_or_many_into_a_directory() {
     let (ok, err) = transform_cli(&[&jpg, "-o", &out, "--width", "100000"]);
     assert!(!ok);
     assert!(err.contains("`w`"), "{err}");
+}
+
+/// AVIF sources are decoded in a child process (`img-proxy __decode-avif`):
+/// resized and converted correctly, and corrupt files — some of which make
+/// rav1d abort — cost a 422, never the node.
+#[cfg(feature = "avif-decode")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avif_sources_decode_and_corrupt_ones_cannot_crash_the_node() {
+    let origin = Origin::start().await;
+    let node = standalone("avif", &[]).await;
+    let good = avif(64, 48);
+    let src = origin.url(&origin.put("q.avif", good.clone(), "image/avif"));
+    for (format, mime) in [
+        ("png", "image/png"),
+        ("webp", "image/webp"),
+        ("jpeg", "image/jpeg"),
+    ] {
+        let a = ask(&node, &src, &[("w", "32"), ("format", format)]).await;
+        a.image(mime, (32, 24), format);
+        assert_quadrants(&a.decode(), 40, format);
+    }
+    // No size, another format: decoded at full size.
+    let a = ask(&node, &src, &[("format", "png")]).await;
+    a.image("image/png", (64, 48), "full-size png");
+    assert_quadrants(&a.decode(), 40, "full-size png");
+
+    // Truncated anywhere: 422.
+    for cut in [
+        20,
+        good.len() / 3,
+        good.len() / 2,
+        good.len() - 20,
+        good.len() - 1,
+    ] {
+        let s = origin.url(&origin.put(
+            &format!("cut{cut}.avif"),
+            good[..cut].to_vec(),
+            "image/avif",
+        ));
+        let a = ask(&node, &s, &[("w", "16"), ("format", "png")]).await;
+        assert_eq!(a.status, 422, "cut at {cut}/{}: {}", a.text(), good.len());
+    }
+    // Byte flips everywhere (rav1d 1.1 aborts on some of these): each one
+    // is a 422 or, when the flip is harmless, an image; never a 5xx or a
+    // dropped connection.
+    let (mut ok, mut refused, mut crashed) = (0, 0, 0);
+    for i in 0..good.len() {
+        for x in [0x5A, 0xFF] {
+            let mut bad = good.clone();
+            bad[i] ^= x;
+            let s = origin.url(&origin.put(&format!("flip{i}-{x}.avif"), bad, "image/avif"));
+            let a = ask(&node, &s, &[("w", "16"), ("format", "png")]).await;
+            match a.status {
+                200 => ok += 1,
+                422 => {
+                    refused += 1;
+                    crashed += usize::from(a.text().contains("crashed"));
+                }
+                other => panic!("flip {x:#x} at {i}: {other} {}", a.text()),
+            }
+        }
+    }
+    eprintln!("byte flips: {ok} decoded, {refused} refused ({crashed} decoder crashes)");
+    assert!(refused > 0, "no flip was refused");
+    // The node is still there and still decodes.
+    let h = client().get(node.url("/health")).send().await.unwrap();
+    assert_eq!(h.status(), 200);
+    let a = ask(&node, &src, &[("w", "16"), ("format", "webp")]).await;
+    a.image("image/webp", (16, 12), "after the flips");
+}
+
+#[cfg(feature = "avif-decode")]
+#[test]
+fn cli_transforms_avif_sources() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().expect("UTF-8 temp dir").to_string();
+    let x = format!("{dir}/x.avif");
+    std::fs::write(&x, avif(100, 70)).unwrap();
+    let y = format!("{dir}/y.png");
+    // Without --format the source's format is kept (whatever -o's name).
+    let (ok, err) = transform_cli(&[&x, "-o", &y, "--width", "50"]);
+    assert!(ok, "{err}");
+    let bytes = std::fs::read(&y).unwrap();
+    assert_eq!(magic(&bytes), Some("image/avif"));
+    assert_eq!(dimensions(&bytes), (50, 35));
+    let (ok, err) = transform_cli(&[&x, "-o", &y, "--width", "50", "--format", "png"]);
+    assert!(ok, "{err}");
+    let bytes = std::fs::read(&y).unwrap();
+    assert_eq!(magic(&bytes), Some("image/png"));
+    assert_eq!(dimensions(&bytes), (50, 35));
+    assert_quadrants(&decode(&bytes), 40, "cli avif");
+    // A truncated AVIF: a clear failure, not a crash of the command.
+    std::fs::write(&x, &avif(100, 70)[..200]).unwrap();
+    let (ok, err) = transform_cli(&[&x, "-o", &y, "--width", "50"]);
+    assert!(!ok);
+    assert!(err.contains("x.avif") && err.contains("corrupt"), "{err}");
 }

@@ -16,6 +16,10 @@ pub mod transform;
 
 #[cfg(feature = "avif-decode")]
 mod avif;
+/// The hidden `__decode-avif` subcommand and its parent side: not an API.
+#[cfg(feature = "avif-decode")]
+#[doc(hidden)]
+pub mod avif_child;
 mod color;
 mod decode;
 mod encode;

@@ -11,12 +11,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 #[cfg(feature = "avif-decode")]
 use super::avif;
+#[cfg(feature = "avif-decode")]
+use super::avif_child;
 use super::color;
 use super::decode;
 use super::encode;
 use super::jpeg::{self, JpegPixels};
 use super::jpeg_dc;
-use super::options::{OutputFormat, TransformOptions};
+use super::options::{OutputFormat, TransformOptions, DEFAULT_QUALITY};
 use super::pixels::Pixels;
 use super::probe::probe;
 #[cfg(feature = "avif-decode")]
@@ -119,8 +121,10 @@ pub fn default_output(src: SourceFormat) -> OutputFormat {
 /// Always decodes and re-encodes (also for identity options: callers that
 /// want the original bytes check [`TransformOptions::is_identity`] first),
 /// so the output is upright, sRGB and free of metadata. The one exception
-/// is an AVIF source asked for AVIF at its own size, which comes back as
-/// is (there is no AV1 decoder; every other AVIF request is refused).
+/// is an AVIF source asked for AVIF at its own size and default quality,
+/// which comes back as is (builds without `avif-decode` refuse every other
+/// AVIF request; with it, the AV1 decoding runs in a child process, see
+/// `avif_child`).
 /// Animated sources yield their first frame. Never panics: a panic inside a codec is caught
 /// and reported as [`PipelineError::Internal`].
 pub fn transform(
@@ -161,16 +165,18 @@ fn transform_inner(
     let format = sniff(src).ok_or_else(|| {
         PipelineError::Unsupported("not a JPEG, PNG, GIF, WebP or AVIF image".into())
     })?;
-    #[cfg(not(feature = "avif-decode"))]
     if format == SourceFormat::Avif
         && opts.w.is_none()
         && opts.h.is_none()
         && opts.format.is_none_or(|f| f == OutputFormat::Avif)
+        && (cfg!(not(feature = "avif-decode")) || opts.quality == DEFAULT_QUALITY)
     {
         // AVIF to AVIF at the same size: the source already is the answer.
         // This is what `format=auto` asks of an AVIF source for any browser
-        // that accepts AVIF; without an AV1 decoder it would otherwise fail
-        // although nothing needs doing (`q` cannot apply without a decoder).
+        // that accepts AVIF. Re-encoding would cost a decode and a slow AV1
+        // encode to get a lossier copy; without a decoder it would fail
+        // although nothing needs doing. With a decoder, an explicit `q`
+        // (other than the default) is honoured by re-encoding.
         return Ok(Transformed {
             bytes: src.to_vec(),
             format: OutputFormat::Avif,
@@ -257,7 +263,7 @@ fn transform_inner(
         }
         #[cfg(feature = "avif-decode")]
         SourceFormat::Avif => match &avif {
-            Some(a) => (avif::decode(a, limits.max_pixels)?, None, 1),
+            Some(a) => (avif_child::decode(src, a, limits.max_pixels)?, None, 1),
             None => return Err(PipelineError::Internal("AVIF not parsed".into())),
         },
         #[cfg(not(feature = "avif-decode"))]

@@ -367,8 +367,7 @@ pub fn gif(frames: usize) -> Vec<u8> {
     out
 }
 
-/// A `w` x `h` AVIF of quadrants, encoded with ravif (the proxy cannot
-/// decode AVIF, so it is only ever served as is).
+/// A `w` x `h` AVIF of quadrants, encoded with ravif.
 pub fn avif(w: u32, h: u32) -> Vec<u8> {
     let px: Vec<rgb::RGB8> = quadrants(w, h)
         .chunks_exact(3)
@@ -511,8 +510,8 @@ pub fn decode(bytes: &[u8]) -> image::RgbaImage {
         .to_rgba8()
 }
 
-/// Width and height of any answer; for AVIF (no decoder in this build)
-/// from the `ispe` property of the primary image.
+/// Width and height of any answer; for AVIF (the `image` crate here has no
+/// AV1 decoder) from the `ispe` property of the primary image.
 pub fn dimensions(bytes: &[u8]) -> (u32, u32) {
     if magic(bytes) == Some("image/avif") {
         let at = bytes
