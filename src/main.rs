@@ -8,6 +8,7 @@ use img_proxy::cluster::Role;
 use img_proxy::config::{Cli, Command, Config};
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -76,6 +77,33 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Gives every allocation over 4 MiB (decoded frames of large photos) its
+/// own mapping, returned to the system when freed.
+///
+/// glibc raises its mmap threshold after the first such buffer is freed and
+/// then serves later frames from its per-thread arenas, where overlapping
+/// decodes fragment the heap. Measured with 32 simultaneous 6 MP
+/// transforms on a 2-thread pool: the worker's peak grew by 252 MB with
+/// glibc's default, 106 MB (the two decodes the pool allows) with a fixed
+/// threshold. Setting the threshold also turns the adjustment off. 4 MiB,
+/// not lower: the frames of ordinary thumbnails (a 2560 px photo decoded at
+/// 1/2 is 3 MB) stay in the arenas, where reusing them saves page faults
+/// (1 MiB made the 800 px WebP benchmark batch 4% slower; 4 MiB, 0%).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    const MMAP_THRESHOLD: libc::c_int = 4 << 20;
+    // SAFETY: mallopt only changes allocator parameters; it is called
+    // first thing in main, before any other thread exists. A zero return
+    // (refused) leaves glibc's defaults, which are merely less frugal.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
+
+/// Other allocators need no tuning here.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
 
 /// Logs go to stderr, as text for people or JSON for log pipelines;
 /// `RUST_LOG` overrides the default `info` level.

@@ -836,13 +836,22 @@ fn cli_transforms_one_file_or_many_into_a_directory() {
     assert_eq!(magic(&bytes), Some("image/webp"));
     assert_eq!(dimensions(&bytes), (32, 24));
     assert_quadrants(&decode(&bytes), 40, "cli webp");
-    // Without --format the source's format is kept.
-    let out = format!("{dir}/thumb.jpg");
-    let (ok, err) = transform_cli(&[&jpg, "-o", &out, "--width", "16"]);
-    assert!(ok, "{err}");
-    let bytes = read(&out);
-    assert_eq!(magic(&bytes), Some("image/jpeg"));
-    assert_eq!(dimensions(&bytes), (16, 12));
+    // Without --format the output's extension decides; a name that names
+    // no format keeps the source's format.
+    for (name, mime) in [
+        ("thumb.png", "image/png"),
+        ("thumb.WEBP", "image/webp"),
+        ("thumb.jpeg", "image/jpeg"),
+        ("thumb", "image/jpeg"),
+        ("thumb.out", "image/jpeg"),
+    ] {
+        let out = format!("{dir}/{name}");
+        let (ok, err) = transform_cli(&[&jpg, "-o", &out, "--width", "16"]);
+        assert!(ok, "{name}: {err}");
+        let bytes = read(&out);
+        assert_eq!(magic(&bytes), Some(mime), "{name}");
+        assert_eq!(dimensions(&bytes), (16, 12), "{name}");
+    }
     // `-o dir/` names a directory, created if missing, also for one input.
     let (ok, err) = transform_cli(&[&png_in, "-o", &format!("{dir}/single/"), "-W", "8"]);
     assert!(ok, "{err}");
@@ -995,21 +1004,112 @@ fn cli_transforms_avif_sources() {
     let x = format!("{dir}/x.avif");
     std::fs::write(&x, avif(100, 70)).unwrap();
     let y = format!("{dir}/y.png");
-    // Without --format the source's format is kept (whatever -o's name).
+    // `-o y.png`: a PNG, decoded from the AVIF.
     let (ok, err) = transform_cli(&[&x, "-o", &y, "--width", "50"]);
-    assert!(ok, "{err}");
-    let bytes = std::fs::read(&y).unwrap();
-    assert_eq!(magic(&bytes), Some("image/avif"));
-    assert_eq!(dimensions(&bytes), (50, 35));
-    let (ok, err) = transform_cli(&[&x, "-o", &y, "--width", "50", "--format", "png"]);
     assert!(ok, "{err}");
     let bytes = std::fs::read(&y).unwrap();
     assert_eq!(magic(&bytes), Some("image/png"));
     assert_eq!(dimensions(&bytes), (50, 35));
     assert_quadrants(&decode(&bytes), 40, "cli avif");
+    // An explicit --format wins over the name.
+    let (ok, err) = transform_cli(&[&x, "-o", &y, "--width", "50", "--format", "webp"]);
+    assert!(ok, "{err}");
+    let bytes = std::fs::read(&y).unwrap();
+    assert_eq!(magic(&bytes), Some("image/webp"));
+    assert_eq!(dimensions(&bytes), (50, 35));
+    // A name without a format keeps AVIF.
+    let z = format!("{dir}/z");
+    let (ok, err) = transform_cli(&[&x, "-o", &z, "--width", "50"]);
+    assert!(ok, "{err}");
+    let bytes = std::fs::read(&z).unwrap();
+    assert_eq!(magic(&bytes), Some("image/avif"));
+    assert_eq!(dimensions(&bytes), (50, 35));
     // A truncated AVIF: a clear failure, not a crash of the command.
     std::fs::write(&x, &avif(100, 70)[..200]).unwrap();
     let (ok, err) = transform_cli(&[&x, "-o", &y, "--width", "50"]);
     assert!(!ok);
     assert!(err.contains("x.avif") && err.contains("corrupt"), "{err}");
+}
+
+/// Peak resident memory of a running node, from `/proc/<pid>/status`.
+fn peak_rss_bytes(node: &Node) -> u64 {
+    let pid = node.child.as_ref().and_then(|c| c.id()).expect("node runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status");
+    kb * 1024
+}
+
+/// 32 requests for large photos at once: the pool decodes only one per CPU
+/// at a time and the rest wait as compressed bytes, so the worker's peak
+/// memory grows by a few decodes' worth, not by 32. Self-calibrating: one
+/// request alone first measures what a single decode costs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn peak_memory_stays_bounded_when_32_large_photos_arrive_at_once() {
+    let origin = Origin::start().await;
+    let node = standalone("memory", &[]).await;
+    // 3000x2000 (6 MP, 18 MB as RGB), re-encoded at 32 qualities: each
+    // variant is a full-size decode and encode (no DCT scaling, no resize,
+    // which keeps the debug-build test fast).
+    let (sw, sh) = (3000u16, 2000u16);
+    let path = origin.put("big.jpg", quadrant_jpeg(sw, sh), "image/jpeg");
+    let src = origin.url(&path);
+    let base = peak_rss_bytes(&node);
+    let a = ask(&node, &src, &[("q", "49")]).await;
+    a.image("image/jpeg", (3000, 2000), "single");
+    let single = peak_rss_bytes(&node).saturating_sub(base).max(1);
+    let frame = u64::from(sw) * u64::from(sh) * 3;
+    assert!(
+        single >= frame,
+        "one full-size decode grew the node by only {single} bytes"
+    );
+
+    let n = 32;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let url = node.url("/image");
+        let src = src.clone();
+        let q = (50 + i).to_string();
+        tasks.push(tokio::spawn(async move {
+            let r = client()
+                .get(url)
+                .query(&[("url", src.as_str()), ("q", q.as_str())])
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body = r.bytes().await.unwrap();
+            (q, status, body)
+        }));
+    }
+    for t in tasks {
+        let (q, status, body) = t.await.unwrap();
+        assert_eq!(
+            status,
+            200,
+            "q={q}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        );
+        assert_eq!(magic(&body), Some("image/jpeg"), "q={q}");
+        assert_eq!(dimensions(&body), (3000, 2000), "q={q}");
+    }
+    assert_eq!(origin.hits(&path), 1, "one fetch for every variant");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let burst = peak_rss_bytes(&node).saturating_sub(base);
+    eprintln!(
+        "peak growth: one decode {} MB, {n} at once {} MB ({threads} pool threads)",
+        single >> 20,
+        burst >> 20
+    );
+    // Unbounded, 32 decodes would need >= 32 x single. Allow every pool
+    // thread one decode plus as much again for allocator slack.
+    assert!(
+        burst <= (threads + 1) * single + frame,
+        "{n} simultaneous large photos grew the node by {} MB; one grew it by {} MB",
+        burst >> 20,
+        single >> 20
+    );
 }

@@ -34,7 +34,9 @@ pub struct TransformArgs {
     /// How to fit into width x height.
     #[arg(long, value_parser = ["inside", "cover", "contain", "fill"])]
     pub fit: Option<String>,
-    /// Output format (default: the source's; GIF becomes PNG).
+    /// Output format (default: for one input, the output file's extension
+    /// if it is .jpg/.jpeg/.png/.webp/.avif, else the source's format; GIF
+    /// becomes PNG).
     #[arg(long, value_parser = ["jpeg", "jpg", "png", "webp", "avif"])]
     pub format: Option<String>,
     /// Encoder quality (1..=100, default 80).
@@ -85,6 +87,14 @@ pub fn run(args: TransformArgs) -> anyhow::Result<()> {
             let out = output_path(&args.output, input, &opts)?;
             return one(input, &out, &opts, &limits);
         }
+        let opts = match format_from_extension(&args) {
+            Some(f) => TransformArgs {
+                format: Some(f.to_string()),
+                ..args.clone()
+            }
+            .options()?,
+            None => opts,
+        };
         return one(input, &args.output, &opts, &limits);
     }
     // Plan every output first: two inputs with one stem (`a.png`, `a.jpg`)
@@ -140,6 +150,20 @@ pub fn run(args: TransformArgs) -> anyhow::Result<()> {
         bail!("{failed} of {} inputs failed", args.inputs.len());
     }
     Ok(())
+}
+
+/// The format a single output file's name asks for (`-o thumb.webp`), when
+/// `--format` does not say: writing source-format bytes under a `.png`
+/// name would surprise anyone. Unknown or missing extensions keep the
+/// source's format.
+fn format_from_extension(args: &TransformArgs) -> Option<&'static str> {
+    if args.format.is_some() {
+        return None;
+    }
+    let ext = args.output.extension()?.to_str()?.to_ascii_lowercase();
+    ["jpeg", "jpg", "png", "webp", "avif"]
+        .into_iter()
+        .find(|f| *f == ext)
 }
 
 /// Whether `path` is spelled as a directory (ends with a separator).
