@@ -19,6 +19,14 @@ struct Answer {
 }
 
 impl Answer {
+    async fn read(r: reqwest::Response) -> Answer {
+        Answer {
+            status: r.status().as_u16(),
+            headers: r.headers().clone(),
+            body: r.bytes().await.unwrap(),
+        }
+    }
+
     fn h(&self, name: &str) -> &str {
         self.headers
             .get(name)
@@ -56,12 +64,34 @@ async fn ask_with(
     accept: Option<&str>,
 ) -> Answer {
     let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
-    let r = get_image_with(node, source, extra, &headers).await;
-    Answer {
-        status: r.status().as_u16(),
-        headers: r.headers().clone(),
-        body: r.bytes().await.unwrap(),
-    }
+    Answer::read(get_image_with(node, source, extra, &headers).await).await
+}
+
+/// Sends one `GET /image` per value of `key`, all at once (a task each),
+/// for tests about simultaneous arrivals; each task yields its value and
+/// the answer.
+fn ask_all_at_once(
+    node: &Node,
+    source: &str,
+    key: &'static str,
+    values: impl IntoIterator<Item = String>,
+) -> Vec<tokio::task::JoinHandle<(String, Answer)>> {
+    values
+        .into_iter()
+        .map(|v| {
+            let url = node.url("/image");
+            let source = source.to_string();
+            tokio::spawn(async move {
+                let r = client()
+                    .get(url)
+                    .query(&[("url", source.as_str()), (key, v.as_str())])
+                    .send()
+                    .await
+                    .unwrap();
+                (v, Answer::read(r).await)
+            })
+        })
+        .collect()
 }
 
 async fn standalone(name: &str, env: &[(&str, String)]) -> Node {
@@ -615,24 +645,7 @@ async fn a_full_pool_answers_503_with_retry_after() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let n = threads * 3 + 2;
     origin.hold();
-    let mut tasks = Vec::new();
-    for i in 0..n {
-        let url = node.url("/image");
-        let src = src.clone();
-        let w = (20 + i).to_string();
-        tasks.push(tokio::spawn(async move {
-            let r = client()
-                .get(url)
-                .query(&[("url", src.as_str()), ("w", w.as_str())])
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            let retry = header(&r, "retry-after").to_string();
-            let body = r.bytes().await.unwrap();
-            (w, status, retry, body)
-        }));
-    }
+    let tasks = ask_all_at_once(&node, &src, "w", (0..n).map(|i| (20 + i).to_string()));
     // Every request is waiting on the one origin fetch, which is held...
     let deadline = Instant::now() + Duration::from_secs(20);
     while node.metric("img_proxy_cache_misses_total").await < n as f64 || origin.hits(&path) == 0 {
@@ -645,21 +658,18 @@ async fn a_full_pool_answers_503_with_retry_after() {
     let mut busy = Vec::new();
     let mut ok = 0;
     for t in tasks {
-        let (w, status, retry, body) = t.await.unwrap();
-        match status {
+        let (w, a) = t.await.unwrap();
+        match a.status {
             200 => {
                 ok += 1;
-                assert_eq!(dimensions(&body).0, w.parse::<u32>().unwrap());
+                assert_eq!(dimensions(&a.body).0, w.parse::<u32>().unwrap());
             }
             503 => {
-                assert_eq!(retry, "1", "503 without Retry-After");
-                assert!(String::from_utf8_lossy(&body).contains("retry"));
+                assert_eq!(a.h("retry-after"), "1", "503 without Retry-After");
+                assert!(a.text().contains("retry"));
                 busy.push(w);
             }
-            other => panic!(
-                "w={w}: unexpected {other}: {}",
-                String::from_utf8_lossy(&body)
-            ),
+            other => panic!("w={w}: unexpected {other}: {}", a.text()),
         }
     }
     assert!(!busy.is_empty(), "{n} simultaneous transforms and no 503");
@@ -1068,33 +1078,10 @@ async fn peak_memory_stays_bounded_when_32_large_photos_arrive_at_once() {
     );
 
     let n = 32;
-    let mut tasks = Vec::new();
-    for i in 0..n {
-        let url = node.url("/image");
-        let src = src.clone();
-        let q = (50 + i).to_string();
-        tasks.push(tokio::spawn(async move {
-            let r = client()
-                .get(url)
-                .query(&[("url", src.as_str()), ("q", q.as_str())])
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            let body = r.bytes().await.unwrap();
-            (q, status, body)
-        }));
-    }
+    let tasks = ask_all_at_once(&node, &src, "q", (0..n).map(|i| (50 + i).to_string()));
     for t in tasks {
-        let (q, status, body) = t.await.unwrap();
-        assert_eq!(
-            status,
-            200,
-            "q={q}: {}",
-            String::from_utf8_lossy(&body[..body.len().min(200)])
-        );
-        assert_eq!(magic(&body), Some("image/jpeg"), "q={q}");
-        assert_eq!(dimensions(&body), (3000, 2000), "q={q}");
+        let (q, a) = t.await.unwrap();
+        a.image("image/jpeg", (3000, 2000), &format!("q={q}"));
     }
     assert_eq!(origin.hits(&path), 1, "one fetch for every variant");
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
