@@ -862,6 +862,12 @@ fn cli_transforms_one_file_or_many_into_a_directory() {
         assert_eq!(magic(&bytes), Some(mime), "{name}");
         assert_eq!(dimensions(&bytes), (16, 12), "{name}");
     }
+    // A name for a format we cannot write is refused, not filled with JPEG.
+    let out = format!("{dir}/thumb.gif");
+    let (ok, err) = transform_cli(&[&jpg, "-o", &out, "--width", "16"]);
+    assert!(!ok);
+    assert!(err.contains(".gif") && err.contains("--format"), "{err}");
+    assert!(!std::path::Path::new(&out).exists());
     // `-o dir/` names a directory, created if missing, also for one input.
     let (ok, err) = transform_cli(&[&png_in, "-o", &format!("{dir}/single/"), "-W", "8"]);
     assert!(ok, "{err}");

@@ -87,7 +87,7 @@ pub fn run(args: TransformArgs) -> anyhow::Result<()> {
             let out = output_path(&args.output, input, &opts)?;
             return one(input, &out, &opts, &limits);
         }
-        let opts = match format_from_extension(&args) {
+        let opts = match format_from_extension(&args)? {
             Some(f) => TransformArgs {
                 format: Some(f.to_string()),
                 ..args.clone()
@@ -154,16 +154,28 @@ pub fn run(args: TransformArgs) -> anyhow::Result<()> {
 
 /// The format a single output file's name asks for (`-o thumb.webp`), when
 /// `--format` does not say: writing source-format bytes under a `.png`
-/// name would surprise anyone. Unknown or missing extensions keep the
-/// source's format.
-fn format_from_extension(args: &TransformArgs) -> Option<&'static str> {
+/// name would surprise anyone. An image format we cannot write (`.gif`,
+/// `.bmp`, ...) is an error for the same reason; other or missing
+/// extensions keep the source's format.
+fn format_from_extension(args: &TransformArgs) -> anyhow::Result<Option<&'static str>> {
+    const WRITABLE: [&str; 5] = ["jpeg", "jpg", "png", "webp", "avif"];
+    const NOT_WRITABLE: [&str; 10] = [
+        "gif", "bmp", "tif", "tiff", "heic", "heif", "jxl", "svg", "ico", "jp2",
+    ];
     if args.format.is_some() {
-        return None;
+        return Ok(None);
     }
-    let ext = args.output.extension()?.to_str()?.to_ascii_lowercase();
-    ["jpeg", "jpg", "png", "webp", "avif"]
-        .into_iter()
-        .find(|f| *f == ext)
+    let Some(ext) = args.output.extension().and_then(|e| e.to_str()) else {
+        return Ok(None);
+    };
+    let ext = ext.to_ascii_lowercase();
+    if NOT_WRITABLE.contains(&ext.as_str()) {
+        bail!(
+            "{}: cannot write .{ext} images; name the output .jpg, .png, .webp or .avif, or pass --format",
+            args.output.display()
+        );
+    }
+    Ok(WRITABLE.into_iter().find(|f| *f == ext))
 }
 
 /// Whether `path` is spelled as a directory (ends with a separator).
