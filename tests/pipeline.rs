@@ -512,6 +512,23 @@ async fn pixels_come_out_right_through_http() {
     let a = ask(&node, &src, &[]).await;
     a.image("image/gif", (12, 10), "gif original");
     assert_eq!(&a.body[..], &g[..]);
+    // As WebP (asked for, or negotiated by `auto`) it stays animated: every
+    // frame resized, the timing kept.
+    for (query, accept) in [
+        (&[("w", "6"), ("format", "webp")][..], None),
+        (&[("w", "6"), ("format", "auto")], Some(WEBP_ONLY)),
+    ] {
+        let a = ask_with(&node, &src, query, accept).await;
+        a.image("image/webp", (6, 5), "animated webp");
+        let frames = webp_frames(&a.body);
+        assert!(frames.len() >= 2, "{query:?}: {} frames", frames.len());
+        assert!(frames.iter().all(|(f, _)| f.dimensions() == (6, 5)));
+        let first = px(&frames[0].0, 3, 2);
+        let last = px(&frames[frames.len() - 1].0, 3, 2);
+        assert!(close(first, [255, 0, 0, 255], 30), "first frame {first:?}");
+        assert!(close(last, [0, 0, 255, 255], 30), "last frame {last:?}");
+        assert_eq!(frames.iter().map(|f| f.1).sum::<u32>(), 300, "total time");
+    }
 
     // SVG is never served, whatever its Content-Type claims.
     let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script></svg>"#;

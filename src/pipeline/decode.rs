@@ -24,7 +24,7 @@ pub(crate) struct Decoded {
     pub orientation: Option<u8>,
 }
 
-fn img_err(e: image::ImageError) -> PipelineError {
+pub(crate) fn img_err(e: image::ImageError) -> PipelineError {
     match e {
         image::ImageError::Unsupported(u) => PipelineError::Unsupported(u.to_string()),
         image::ImageError::Limits(l) => PipelineError::Corrupt(format!("decoder limit: {l}")),

@@ -14,6 +14,7 @@ pub mod pool;
 pub mod sniff;
 pub mod transform;
 
+mod animation;
 #[cfg(feature = "avif-decode")]
 mod avif;
 /// The hidden `__decode-avif` subcommand and its parent side: not an API.

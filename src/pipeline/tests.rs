@@ -459,6 +459,67 @@ fn animations_give_their_first_frame_and_respect_frame_limit() {
     );
 }
 
+#[test]
+fn animations_stay_animated_as_webp() {
+    let webp6 = opts(Some(6), None, Fit::Inside, Some(OutputFormat::WebP));
+    let red = [255, 0, 0, 255];
+    let blue = [0, 0, 255, 255];
+    // GIF (red, blue, blue; 100 ms each) to WebP: every frame resized and
+    // the timing kept (libwebp may merge the identical last two frames).
+    let g = gif(3);
+    let t = run(&g, &webp6);
+    assert_eq!(t.format, OutputFormat::WebP);
+    let frames = webp_frames(&t.bytes);
+    assert!(frames.len() >= 2, "{} frames", frames.len());
+    for (img, _) in &frames {
+        assert_eq!(img.dimensions(), (6, 5));
+    }
+    assert!(close(px(&frames[0].0, 3, 2), red, 30), "first frame");
+    assert_eq!(frames[0].1, 100);
+    let last = &frames[frames.len() - 1].0;
+    assert!(close(px(last, 3, 2), blue, 30), "last frame");
+    assert_eq!(frames.iter().map(|f| f.1).sum::<u32>(), 300, "total time");
+
+    // An animated WebP stays animated by default (its output is WebP).
+    let wp = animated_webp(&[red, blue], 12, 10);
+    let frames = webp_frames(&run(&wp, &opts(Some(6), None, Fit::Inside, None)).bytes);
+    assert_eq!(frames.len(), 2);
+    assert!(close(px(&frames[0].0, 3, 2), red, 30));
+    assert!(close(px(&frames[1].0, 3, 2), blue, 30));
+    assert_eq!(frames.iter().map(|f| f.1).collect::<Vec<_>>(), [100, 100]);
+
+    // Crops and pads apply to every frame.
+    for fit in [Fit::Cover, Fit::Contain, Fit::Fill] {
+        let t = run(&g, &opts(Some(8), Some(8), fit, Some(OutputFormat::WebP)));
+        for (img, _) in webp_frames(&t.bytes) {
+            assert_eq!(img.dimensions(), (8, 8), "{fit:?}");
+        }
+    }
+
+    // Frames x canvas over the pixel budget: a still of the first frame.
+    let tight = Limits {
+        max_pixels: 300, // one 12x10 frame fits, three do not
+        ..Limits::default()
+    };
+    let t = transform(&g, &webp6, &tight).expect("still");
+    let frames = webp_frames(&t.bytes);
+    assert_eq!(frames.len(), 1);
+    assert!(close(px(&frames[0].0, 3, 2), red, 30));
+
+    // Other output formats are stills of the first frame.
+    let t = run(
+        &g,
+        &opts(Some(6), None, Fit::Inside, Some(OutputFormat::Png)),
+    );
+    assert_eq!(t.format, OutputFormat::Png);
+
+    // Truncated animations: an answer or a clear error, never a panic.
+    for cut in [20, g.len() / 2, g.len() - 3] {
+        let r = transform(&g[..cut], &webp6, &Limits::default());
+        assert!(!matches!(r, Err(PipelineError::Internal(_))), "{r:?}");
+    }
+}
+
 // --- formats, metadata, unsupported -------------------------------------------
 
 #[test]

@@ -9,6 +9,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use super::animation::{self, WebPAnimation};
 #[cfg(feature = "avif-decode")]
 use super::avif;
 #[cfg(feature = "avif-decode")]
@@ -20,18 +21,17 @@ use super::jpeg::{self, JpegPixels};
 use super::jpeg_dc;
 use super::options::{OutputFormat, TransformOptions, DEFAULT_QUALITY};
 use super::pixels::Pixels;
-use super::probe::probe;
-#[cfg(feature = "avif-decode")]
-use super::probe::Probe;
+use super::probe::{probe, Probe};
 use super::resize;
 use super::sniff::{sniff, SourceFormat};
 
 /// Default largest source we decode (50 MP: a large camera photo). Bigger
 /// inputs are refused from the header, before decoding.
 pub const MAX_SOURCE_PIXELS: u64 = 50_000_000;
-/// Default largest number of frames an animation may declare. Only the
-/// first frame is ever decoded, but a file that claims more is refused so
-/// that hostile inputs cannot make even the frame walk expensive.
+/// Default largest number of frames an animation may declare; a file that
+/// claims more is refused, so hostile inputs cannot make even the frame
+/// walk expensive. (Redoing every frame, for animated WebP output, is
+/// further bounded by the pixel budget: see `animation`.)
 pub const DEFAULT_MAX_FRAMES: u32 = 1000;
 
 /// Resource limits for one transform, so the worker's memory and CPU per
@@ -125,7 +125,8 @@ pub fn default_output(src: SourceFormat) -> OutputFormat {
 /// which comes back as is (builds without `avif-decode` refuse every other
 /// AVIF request; with it, the AV1 decoding runs in a child process, see
 /// `avif_child`).
-/// Animated sources yield their first frame. Never panics: a panic inside a codec is caught
+/// Animated sources stay animated as WebP output within the pixel budget
+/// and otherwise yield their first frame. Never panics: a panic inside a codec is caught
 /// and reported as [`PipelineError::Internal`].
 pub fn transform(
     src: &[u8],
@@ -208,6 +209,14 @@ fn transform_inner(
     }
     let opts = opts.clone().normalized();
     let out_format = opts.format.unwrap_or_else(|| default_output(format));
+    if info.frames > 1 && out_format == OutputFormat::WebP {
+        if let Some(bytes) = animate(src, format, &info, &opts, limits)? {
+            return Ok(Transformed {
+                bytes,
+                format: OutputFormat::WebP,
+            });
+        }
+    }
 
     // Decode, possibly downscaled; learn orientation and profile.
     let (px, icc, orientation) = match format {
@@ -288,6 +297,61 @@ fn transform_inner(
         bytes,
         format: out_format,
     })
+}
+
+/// An animated GIF/WebP redone frame by frame as an animated WebP (see
+/// `animation`), or `None` when the frames times the source or output
+/// canvas exceed the pixel budget: the caller then makes a still of the
+/// first frame.
+fn animate(
+    src: &[u8],
+    format: SourceFormat,
+    info: &Probe,
+    opts: &TransformOptions,
+    limits: &Limits,
+) -> Result<Option<Vec<u8>>, PipelineError> {
+    let orientation = info.orientation;
+    let plan = stored_plan(info.width, info.height, orientation, opts);
+    let frames = u64::from(info.frames);
+    let canvas = u64::from(info.width) * u64::from(info.height);
+    let out = u64::from(plan.canvas_w) * u64::from(plan.canvas_h);
+    if frames.saturating_mul(canvas.max(out)) > limits.max_pixels {
+        return Ok(None);
+    }
+    let (ow, oh) = if orientation >= 5 {
+        (plan.canvas_h, plan.canvas_w)
+    } else {
+        (plan.canvas_w, plan.canvas_h)
+    };
+    let mut enc: Option<WebPAnimation> = None;
+    animation::for_each_frame(src, format, limits.max_pixels, |f| {
+        // Composited frames all have the canvas size the probe read.
+        if (f.px.w, f.px.h) != (info.width, info.height) {
+            return Err(PipelineError::Corrupt(format!(
+                "animation frame is {}x{}, canvas is {}x{}",
+                f.px.w, f.px.h, info.width, info.height
+            )));
+        }
+        let mut px = resize::resample(f.px, &plan)?;
+        if let Some(icc) = &info.icc {
+            color::to_srgb(&mut px, icc)?;
+        }
+        let px = finish(
+            px.orient(orientation),
+            &plan,
+            orientation,
+            OutputFormat::WebP,
+        );
+        let e = match &mut enc {
+            Some(e) => e,
+            None => enc.insert(WebPAnimation::new(ow, oh, opts.quality, f.loop_count)?),
+        };
+        e.add(&px, f.ms)
+    })?;
+    match enc {
+        Some(e) => e.finish().map(Some),
+        None => Err(PipelineError::Corrupt("animation has no frames".into())),
+    }
 }
 
 /// The plan in stored orientation for a stored `w` x `h` source.

@@ -551,3 +551,22 @@ pub fn assert_quadrants(img: &image::RgbaImage, tol: u8, what: &str) {
         );
     }
 }
+
+/// The frames of an animated WebP answer and how long each shows (ms),
+/// decoded with the `image` crate (libwebp is the proxy's encoder, so an
+/// independent decoder checks it). A still WebP is one frame of 0 ms.
+pub fn webp_frames(bytes: &[u8]) -> Vec<(image::RgbaImage, u32)> {
+    use image::AnimationDecoder;
+    let dec =
+        image::codecs::webp::WebPDecoder::new(std::io::Cursor::new(bytes)).expect("WebP header");
+    if !dec.has_animation() {
+        return vec![(decode(bytes), 0)];
+    }
+    dec.into_frames()
+        .map(|f| {
+            let f = f.expect("WebP frame");
+            let (n, d) = f.delay().numer_denom_ms();
+            (f.into_buffer(), n / d.max(1))
+        })
+        .collect()
+}
