@@ -87,60 +87,102 @@ fn webp_frames(
     src: &[u8],
     mut each: impl FnMut(Frame) -> Result<(), PipelineError>,
 ) -> Result<(), PipelineError> {
-    use libwebp_sys as w;
-    let bad = || PipelineError::Corrupt("animated WebP is truncated or corrupt".into());
-    struct Dec(*mut w::WebPAnimDecoder);
-    impl Drop for Dec {
-        fn drop(&mut self) {
-            // SAFETY: created by WebPAnimDecoderNew, deleted once.
-            unsafe { w::WebPAnimDecoderDelete(self.0) }
+    let mut reader = WebPAnimReader::new(src)?;
+    let loop_count = reader.loop_count();
+    let mut shown_until = 0;
+    while let Some((px, ends_at)) = reader.next_frame()? {
+        let ms = u32::try_from(ends_at - shown_until).unwrap_or(0);
+        shown_until = ends_at;
+        each(Frame { px, ms, loop_count })?;
+    }
+    Ok(())
+}
+
+/// libwebp's animation decoder, which composites every frame on the
+/// canvas (blending and disposal done), as a safe iterator of frames.
+pub(crate) struct WebPAnimReader<'a> {
+    dec: *mut libwebp_sys::WebPAnimDecoder,
+    info: libwebp_sys::WebPAnimInfo,
+    /// The decoder reads from these bytes until it is deleted.
+    _src: std::marker::PhantomData<&'a [u8]>,
+}
+
+impl Drop for WebPAnimReader<'_> {
+    fn drop(&mut self) {
+        // SAFETY: created by WebPAnimDecoderNew, deleted once.
+        unsafe { libwebp_sys::WebPAnimDecoderDelete(self.dec) }
+    }
+}
+
+fn webp_corrupt() -> PipelineError {
+    PipelineError::Corrupt("animated WebP is truncated or corrupt".into())
+}
+
+impl<'a> WebPAnimReader<'a> {
+    /// A decoder over `src` (a WebP file, animated or not).
+    pub(crate) fn new(src: &'a [u8]) -> Result<Self, PipelineError> {
+        use libwebp_sys as w;
+        // SAFETY: the options and info structs are initialised by libwebp
+        // before use; the decoder borrows `src`, which the lifetime 'a
+        // keeps alive until Drop deletes the decoder.
+        unsafe {
+            let mut opts: w::WebPAnimDecoderOptions = std::mem::zeroed();
+            if w::WebPAnimDecoderOptionsInit(&mut opts) == 0 {
+                return Err(PipelineError::Internal("libwebp version mismatch".into()));
+            }
+            opts.color_mode = w::WEBP_CSP_MODE::MODE_RGBA;
+            opts.use_threads = 0;
+            let data = w::WebPData {
+                bytes: src.as_ptr(),
+                size: src.len(),
+            };
+            let dec = w::WebPAnimDecoderNew(&data, &opts);
+            if dec.is_null() {
+                return Err(webp_corrupt());
+            }
+            let mut reader = WebPAnimReader {
+                dec,
+                info: std::mem::zeroed(),
+                _src: std::marker::PhantomData,
+            };
+            if w::WebPAnimDecoderGetInfo(reader.dec, &mut reader.info) == 0 {
+                return Err(webp_corrupt());
+            }
+            Ok(reader)
         }
     }
-    // SAFETY: the options are initialised by libwebp; the decoder borrows
-    // `src`, which outlives it; each frame buffer belongs to the decoder
-    // and is copied before the next call.
-    unsafe {
-        let mut opts: w::WebPAnimDecoderOptions = std::mem::zeroed();
-        if w::WebPAnimDecoderOptionsInit(&mut opts) == 0 {
-            return Err(PipelineError::Internal("libwebp version mismatch".into()));
-        }
-        opts.color_mode = w::WEBP_CSP_MODE::MODE_RGBA;
-        opts.use_threads = 0;
-        let data = w::WebPData {
-            bytes: src.as_ptr(),
-            size: src.len(),
-        };
-        let raw = w::WebPAnimDecoderNew(&data, &opts);
-        if raw.is_null() {
-            return Err(bad());
-        }
-        let dec = Dec(raw);
-        let mut info: w::WebPAnimInfo = std::mem::zeroed();
-        if w::WebPAnimDecoderGetInfo(dec.0, &mut info) == 0 {
-            return Err(bad());
-        }
-        let (cw, ch) = (info.canvas_width, info.canvas_height);
-        let len = cw as usize * ch as usize * 4;
-        let mut shown_until = 0;
-        while w::WebPAnimDecoderHasMoreFrames(dec.0) != 0 {
+
+    /// How often the animation plays (0: forever).
+    pub(crate) fn loop_count(&self) -> u32 {
+        self.info.loop_count
+    }
+
+    /// The next frame, composited on the whole canvas (RGBA), and the time
+    /// in milliseconds at which it stops showing; `None` after the last.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<(Pixels, i32)>, PipelineError> {
+        use libwebp_sys as w;
+        let (cw, ch) = (self.info.canvas_width, self.info.canvas_height);
+        // SAFETY: the decoder is alive; the frame buffer it returns holds
+        // canvas_width * canvas_height * 4 bytes, belongs to the decoder
+        // and is copied before the next call.
+        unsafe {
+            if w::WebPAnimDecoderHasMoreFrames(self.dec) == 0 {
+                return Ok(None);
+            }
             let mut frame: *mut u8 = std::ptr::null_mut();
             let mut ends_at = 0;
-            if w::WebPAnimDecoderGetNext(dec.0, &mut frame, &mut ends_at) == 0 || frame.is_null() {
-                return Err(bad());
+            if w::WebPAnimDecoderGetNext(self.dec, &mut frame, &mut ends_at) == 0 || frame.is_null()
+            {
+                return Err(webp_corrupt());
             }
-            let ms = u32::try_from(ends_at - shown_until).unwrap_or(0);
-            shown_until = ends_at;
+            let len = cw as usize * ch as usize * 4;
             let mut buf = Vec::new();
-            buf.try_reserve_exact(len)
-                .map_err(|_| PipelineError::Internal("out of memory".into()))?;
-            buf.extend_from_slice(std::slice::from_raw_parts(frame, len));
-            each(Frame {
-                px: Pixels::new(cw, ch, 4, buf),
-                ms,
-                loop_count: info.loop_count,
+            buf.try_reserve_exact(len).map_err(|_| {
+                PipelineError::Corrupt("image is too large for this machine".into())
             })?;
+            buf.extend_from_slice(std::slice::from_raw_parts(frame, len));
+            Ok(Some((Pixels::new(cw, ch, 4, buf), ends_at)))
         }
-        Ok(())
     }
 }
 

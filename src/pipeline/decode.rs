@@ -172,46 +172,8 @@ pub(crate) fn decode_webp(
 /// First frame of an animated WebP, composited on its canvas by libwebp's
 /// animation decoder.
 pub(crate) fn decode_webp_first_frame(data: &[u8]) -> Result<Pixels, PipelineError> {
-    use libwebp_sys as w;
-    let corrupt = || PipelineError::Corrupt("animated WebP is truncated or corrupt".into());
-    // SAFETY: the options struct is initialised by libwebp; the decoder
-    // only borrows `data`, which outlives it; the frame buffer returned by
-    // GetNext is owned by the decoder and copied before Delete.
-    unsafe {
-        let mut opts: w::WebPAnimDecoderOptions = std::mem::zeroed();
-        if w::WebPAnimDecoderOptionsInit(&mut opts) == 0 {
-            return Err(PipelineError::Internal("libwebp version mismatch".into()));
-        }
-        opts.color_mode = w::WEBP_CSP_MODE::MODE_RGBA;
-        opts.use_threads = 0;
-        let wd = w::WebPData {
-            bytes: data.as_ptr(),
-            size: data.len(),
-        };
-        let dec = w::WebPAnimDecoderNew(&wd, &opts);
-        if dec.is_null() {
-            return Err(corrupt());
-        }
-        struct Guard(*mut w::WebPAnimDecoder);
-        impl Drop for Guard {
-            fn drop(&mut self) {
-                // SAFETY: created by WebPAnimDecoderNew, deleted once.
-                unsafe { w::WebPAnimDecoderDelete(self.0) }
-            }
-        }
-        let guard = Guard(dec);
-        let mut info: w::WebPAnimInfo = std::mem::zeroed();
-        if w::WebPAnimDecoderGetInfo(guard.0, &mut info) == 0 {
-            return Err(corrupt());
-        }
-        let mut frame: *mut u8 = std::ptr::null_mut();
-        let mut ts = 0;
-        if w::WebPAnimDecoderGetNext(guard.0, &mut frame, &mut ts) == 0 || frame.is_null() {
-            return Err(corrupt());
-        }
-        let len = info.canvas_width as usize * info.canvas_height as usize * 4;
-        let mut buf = alloc(len as u64)?;
-        buf.copy_from_slice(std::slice::from_raw_parts(frame, len));
-        Ok(Pixels::new(info.canvas_width, info.canvas_height, 4, buf))
+    match super::animation::WebPAnimReader::new(data)?.next_frame()? {
+        Some((px, _)) => Ok(px),
+        None => Err(PipelineError::Corrupt("animated WebP has no frames".into())),
     }
 }
