@@ -6,9 +6,11 @@
 //!
 //! Public surface: [`options`] (query parsing, cache keys), [`transform`]
 //! (bytes in, bytes out), [`pool`] (where the CPU work runs), [`cli`] (the
-//! `transform` subcommand) and [`sniff`] (content sniffing).
+//! `transform` subcommand), [`sniff`] (content sniffing) and [`complete`]
+//! (truncation checks for bytes served as they are).
 
 pub mod cli;
+pub mod complete;
 pub mod options;
 pub mod pool;
 pub mod sniff;

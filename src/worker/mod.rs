@@ -17,6 +17,7 @@ use std::time::Instant;
 use url::Url;
 
 use crate::metrics::{KindLabel, WorkerMetrics};
+use crate::pipeline::complete::check_complete;
 use crate::pipeline::sniff::sniff;
 use crate::pipeline::{transform, Limits, PipelineError, Pool, PoolError, TransformOptions};
 use cache::{CachedImage, ImageCache};
@@ -206,7 +207,8 @@ impl Worker {
         )))
     }
 
-    /// Downloads `url` and checks that it is an image we serve.
+    /// Downloads `url` and checks that it is a whole image of a format we
+    /// serve: a truncated body must not be cached and passed on as is.
     async fn fetch_original(&self, url: &Url) -> Result<Arc<CachedImage>, WorkerError> {
         let started = Instant::now();
         let result = self.origin.fetch(url).await;
@@ -215,7 +217,13 @@ impl Worker {
             .observe(started.elapsed().as_secs_f64());
         let fetched = result.inspect_err(|e| self.count_error(e.kind()))?;
         match sniff(&fetched.body) {
-            Some(format) => Ok(Arc::new(CachedImage::new(fetched.body, format.mime()))),
+            Some(format) => {
+                if let Err(e) = check_complete(&fetched.body, format) {
+                    self.count_error("truncated");
+                    return Err(e.into());
+                }
+                Ok(Arc::new(CachedImage::new(fetched.body, format.mime())))
+            }
             None => {
                 self.count_error("not_image");
                 Err(WorkerError::NotAnImage)
@@ -224,7 +232,8 @@ impl Worker {
     }
 
     fn count_error(&self, kind: &str) {
-        // Labels are a small fixed set (FetchError::kind and "not_image").
+        // Labels are a small fixed set (FetchError::kind, "not_image" and
+        // "truncated").
         self.metrics
             .fetch_errors
             .get_or_create(&KindLabel {
