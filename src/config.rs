@@ -118,6 +118,12 @@ pub struct NodeArgs {
     #[arg(long, env = "MAX_SOURCE_PIXELS", default_value_t = 50_000_000)]
     pub max_source_pixels: u64,
 
+    /// Most frames an animated source may declare; more is refused (422)
+    /// from the header, so hostile files cannot make even the frame walk
+    /// expensive.
+    #[arg(long, env = "MAX_ANIMATION_FRAMES", default_value_t = crate::pipeline::transform::DEFAULT_MAX_FRAMES)]
+    pub max_animation_frames: u32,
+
     /// Transformations allowed to wait for a CPU; beyond that, 503 with
     /// `Retry-After`.
     #[arg(long, env = "MAX_QUEUE", default_value_t = 64)]
@@ -148,6 +154,7 @@ pub struct Config {
     pub json_logs: bool,
     pub gossip_interval: Duration,
     pub max_source_pixels: u64,
+    pub max_animation_frames: u32,
     pub max_queue: usize,
 }
 
@@ -207,6 +214,9 @@ impl NodeArgs {
         if self.max_source_pixels == 0 {
             return Err(ConfigError::Zero("MAX_SOURCE_PIXELS"));
         }
+        if self.max_animation_frames == 0 {
+            return Err(ConfigError::Zero("MAX_ANIMATION_FRAMES"));
+        }
         if self.gossip_interval > Duration::from_secs(1) {
             return Err(ConfigError::GossipTooSlow);
         }
@@ -237,6 +247,7 @@ impl NodeArgs {
             json_logs: self.log_format == "json",
             gossip_interval: self.gossip_interval,
             max_source_pixels: self.max_source_pixels,
+            max_animation_frames: self.max_animation_frames,
             max_queue: self.max_queue,
         })
     }

@@ -108,7 +108,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     },
                     limits: Limits {
                         max_pixels: cfg.max_source_pixels,
-                        ..Limits::default()
+                        max_frames: cfg.max_animation_frames,
                     },
                     threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
                     max_queue: cfg.max_queue,

@@ -647,9 +647,16 @@ async fn bombs_and_broken_images_are_422_quickly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn max_source_pixels_limits_transforms_but_not_originals() {
+async fn pixel_and_frame_limits_apply_to_transforms_but_not_originals() {
     let origin = Origin::start().await;
-    let node = standalone("limited", &[("MAX_SOURCE_PIXELS", "10000".into())]).await;
+    let node = standalone(
+        "limited",
+        &[
+            ("MAX_SOURCE_PIXELS", "10000".into()),
+            ("MAX_ANIMATION_FRAMES", "2".into()),
+        ],
+    )
+    .await;
     let big = quadrant_png(200, 200);
     let src = origin.url(&origin.put("big.png", big.clone(), "image/png"));
     let a = ask(&node, &src, &[("w", "50")]).await;
@@ -672,6 +679,23 @@ async fn max_source_pixels_limits_transforms_but_not_originals() {
     // The output canvas counts too: enlarging past the limit is refused.
     let a = ask(&node, &edge, &[("w", "200"), ("h", "200"), ("fit", "fill")]).await;
     assert_eq!(a.status, 422, "{}", a.text());
+
+    // MAX_ANIMATION_FRAMES: three frames are one too many to transform,
+    // two are fine; the original passes untouched either way.
+    let three = gif(3);
+    let src = origin.url(&origin.put("three.gif", three.clone(), "image/gif"));
+    for format in ["webp", "png"] {
+        let a = ask(&node, &src, &[("w", "6"), ("format", format)]).await;
+        assert_eq!(a.status, 422, "{}", a.text());
+        assert!(a.text().contains("too many frames"), "{}", a.text());
+    }
+    let a = ask(&node, &src, &[]).await;
+    a.image("image/gif", (12, 10), "original animation");
+    assert_eq!(&a.body[..], &three[..]);
+    let two = origin.url(&origin.put("two.gif", gif(2), "image/gif"));
+    ask(&node, &two, &[("w", "6"), ("format", "webp")])
+        .await
+        .image("image/webp", (6, 5), "two frames");
 }
 
 /// A full pool sheds load with 503 and `Retry-After`. Deterministic: the
