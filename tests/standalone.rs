@@ -129,6 +129,12 @@ async fn startup_errors_name_the_variable_and_exit_non_zero() {
     assert_ne!(code, 0);
     assert!(err.contains("CACHE_MAX_BYTES"), "{err}");
 
+    for var in ["MAX_SOURCE_PIXELS", "MAX_ANIMATION_FRAMES"] {
+        let (code, err) = start_error(&[], &[(var, "0")]).await;
+        assert_ne!(code, 0);
+        assert!(err.contains(var), "{err}");
+    }
+
     let (code, err) = start_error(&[], &[("ALLOWED_SOURCE_NETWORKS", "10.0.0.0/99")]).await;
     assert_ne!(code, 0);
     assert!(err.contains("ALLOWED_SOURCE_NETWORKS"), "{err}");
@@ -170,6 +176,7 @@ async fn help_lists_every_variable_with_its_default() {
         ("ALLOWED_SOURCE_NETWORKS", ""),
         ("LOG_FORMAT", "text"),
         ("MAX_SOURCE_PIXELS", "50000000"),
+        ("MAX_ANIMATION_FRAMES", "1000"),
         ("MAX_QUEUE", "64"),
         ("GOSSIP_INTERVAL", "500ms"),
     ] {
