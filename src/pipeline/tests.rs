@@ -496,6 +496,24 @@ fn animations_stay_animated_as_webp() {
         }
     }
 
+    // A frame larger than the GIF's logical screen (the probe widens its
+    // size estimate for the pixel limit; the decoders composite on the
+    // screen): still animated, sized from the frames actually decoded.
+    let mut small_screen = g.clone();
+    small_screen[6..10].copy_from_slice(&[8, 0, 6, 0]);
+    let still = run(
+        &small_screen,
+        &opts(None, None, Fit::Inside, Some(OutputFormat::Png)),
+    );
+    let (sw, sh) = decode(&still.bytes).dimensions();
+    let frames = webp_frames(&run(&small_screen, &webp6).bytes);
+    assert!(frames.len() >= 2, "{} frames", frames.len());
+    let want = (6, (6 * sh + sw / 2) / sw);
+    assert!(
+        frames.iter().all(|(f, _)| f.dimensions() == want),
+        "{want:?}"
+    );
+
     // Frames x canvas over the pixel budget: a still of the first frame.
     let tight = Limits {
         max_pixels: 300, // one 12x10 frame fits, three do not

@@ -311,40 +311,43 @@ fn animate(
     limits: &Limits,
 ) -> Result<Option<Vec<u8>>, PipelineError> {
     let orientation = info.orientation;
-    let plan = stored_plan(info.width, info.height, orientation, opts);
+    // The budget from the probe's size, which is never smaller than the
+    // canvas the decoders composite on.
+    let bound = stored_plan(info.width, info.height, orientation, opts);
     let frames = u64::from(info.frames);
     let canvas = u64::from(info.width) * u64::from(info.height);
-    let out = u64::from(plan.canvas_w) * u64::from(plan.canvas_h);
+    let out = u64::from(bound.canvas_w) * u64::from(bound.canvas_h);
     if frames.saturating_mul(canvas.max(out)) > limits.max_pixels {
         return Ok(None);
     }
-    let (ow, oh) = if orientation >= 5 {
-        (plan.canvas_h, plan.canvas_w)
-    } else {
-        (plan.canvas_w, plan.canvas_h)
-    };
+    // Geometry from the decoded canvas, as for a still; the encoder takes
+    // its size from the first finished frame.
+    let mut geometry: Option<(resize::Plan, (u32, u32))> = None;
     let mut enc: Option<WebPAnimation> = None;
     animation::for_each_frame(src, format, limits.max_pixels, |f| {
-        // Composited frames all have the canvas size the probe read.
-        if (f.px.w, f.px.h) != (info.width, info.height) {
+        let size = (f.px.w, f.px.h);
+        let (plan, first) =
+            geometry.get_or_insert_with(|| (stored_plan(size.0, size.1, orientation, opts), size));
+        // Composited frames all have the canvas size.
+        if size != *first {
             return Err(PipelineError::Corrupt(format!(
                 "animation frame is {}x{}, canvas is {}x{}",
-                f.px.w, f.px.h, info.width, info.height
+                size.0, size.1, first.0, first.1
             )));
         }
-        let mut px = resize::resample(f.px, &plan)?;
+        let mut px = resize::resample(f.px, plan)?;
         if let Some(icc) = &info.icc {
             color::to_srgb(&mut px, icc)?;
         }
         let px = finish(
             px.orient(orientation),
-            &plan,
+            plan,
             orientation,
             OutputFormat::WebP,
         );
         let e = match &mut enc {
             Some(e) => e,
-            None => enc.insert(WebPAnimation::new(ow, oh, opts.quality, f.loop_count)?),
+            None => enc.insert(WebPAnimation::new(px.w, px.h, opts.quality, f.loop_count)?),
         };
         e.add(&px, f.ms)
     })?;
