@@ -13,6 +13,7 @@
 //! This checks structure only: a complete file whose compressed data is
 //! damaged is found when it is decoded for a transformation.
 
+use super::probe::{be32, gif_blocks, le32, GifWalk};
 use super::sniff::SourceFormat;
 use super::transform::PipelineError;
 
@@ -40,12 +41,6 @@ pub fn check_complete(data: &[u8], format: SourceFormat) -> Result<(), PipelineE
             SourceFormat::Avif => "AVIF (a box runs past the end)",
         }))
     }
-}
-
-fn be32(d: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(
-        d.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
 }
 
 /// Marker segments are skipped by their length (so an EXIF thumbnail's own
@@ -112,60 +107,20 @@ fn png_complete(d: &[u8]) -> bool {
 /// least one image: some old encoders leave the trailer out, and browsers
 /// show such files in full.
 fn gif_complete(d: &[u8]) -> bool {
-    let Some(&flags) = d.get(10) else {
-        return false;
-    };
-    let mut pos = 13usize;
-    if flags & 0x80 != 0 {
-        pos += 3 << ((flags & 7) + 1);
-    }
-    let skip_sub_blocks = |mut pos: usize| -> Option<usize> {
-        loop {
-            let n = usize::from(*d.get(pos)?);
-            pos += 1 + n;
-            if n == 0 {
-                return (pos <= d.len()).then_some(pos);
-            }
-        }
-    };
     let mut images = 0;
-    loop {
-        match d.get(pos) {
-            Some(0x3B) => return images > 0,
-            None => return images > 0 && pos == d.len(),
-            Some(0x21) => match skip_sub_blocks(pos + 2) {
-                Some(n) => pos = n,
-                None => return false,
-            },
-            Some(0x2C) => {
-                let Some(&lflags) = d.get(pos + 9) else {
-                    return false;
-                };
-                pos += 10;
-                if lflags & 0x80 != 0 {
-                    pos += 3 << ((lflags & 7) + 1);
-                }
-                // LZW minimum code size, then the image data sub-blocks.
-                match skip_sub_blocks(pos + 1) {
-                    Some(n) => pos = n,
-                    None => return false,
-                }
-                images += 1;
-            }
-            // Not a block introducer: the decoders stop here too, after
-            // the images they have.
-            Some(_) => return images > 0,
-        }
+    match gif_blocks(d, |_, _| {
+        images += 1;
+        true
+    }) {
+        GifWalk::Trailer | GifWalk::End | GifWalk::Junk => images > 0,
+        GifWalk::Truncated | GifWalk::Stopped => false,
     }
 }
 
 /// The RIFF header says how long the file is.
 fn webp_complete(d: &[u8]) -> bool {
-    match d.get(4..8) {
-        Some(b) => {
-            let riff = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
-            riff >= 4 && riff.saturating_add(8) <= d.len()
-        }
+    match le32(d, 4) {
+        Some(riff) => riff >= 4 && (riff as usize).saturating_add(8) <= d.len(),
         None => false,
     }
 }

@@ -43,7 +43,7 @@ fn corrupt(what: &str) -> PipelineError {
 fn be16(d: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
 }
-fn be32(d: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn be32(d: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([
         *d.get(at)?,
         *d.get(at + 1)?,
@@ -62,7 +62,7 @@ fn le24(d: &[u8], at: usize) -> Option<u32> {
         0,
     ]))
 }
-fn le32(d: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn le32(d: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes([
         *d.get(at)?,
         *d.get(at + 1)?,
@@ -275,7 +275,7 @@ fn probe_png(d: &[u8]) -> Result<Probe, PipelineError> {
 /// counts frames and checks each frame's own size (a frame may be larger
 /// than the screen) without decompressing anything.
 fn probe_gif(d: &[u8], max_frames: u32) -> Result<Probe, PipelineError> {
-    let (Some(w), Some(h), Some(&flags)) = (le16(d, 6), le16(d, 8), d.get(10)) else {
+    let (Some(w), Some(h), Some(_)) = (le16(d, 6), le16(d, 8), d.get(10)) else {
         return Err(corrupt("GIF header is truncated"));
     };
     let mut p = Probe {
@@ -284,6 +284,53 @@ fn probe_gif(d: &[u8], max_frames: u32) -> Result<Probe, PipelineError> {
         frames: 0,
         orientation: 1,
         ..Probe::default()
+    };
+    let mut max_frame_pixels = 0u64;
+    // Whatever ends the walk (trailer, garbage, end of data, the frame
+    // limit), the frames counted so far are what the probe reports.
+    gif_blocks(d, |fw, fh| {
+        max_frame_pixels = max_frame_pixels.max(u64::from(fw) * u64::from(fh));
+        p.frames += 1;
+        p.frames <= max_frames
+    });
+    if p.frames == 0 {
+        return Err(corrupt("GIF has no image"));
+    }
+    if p.width == 0 || p.height == 0 {
+        return Err(corrupt("GIF has a zero dimension"));
+    }
+    // The decoder allocates the first frame at its own size; make the
+    // pixel limit see the largest frame too.
+    if max_frame_pixels > u64::from(p.width) * u64::from(p.height) {
+        let side = (max_frame_pixels as f64).sqrt().ceil() as u32;
+        p.width = p.width.max(side);
+        p.height = p.height.max(side);
+    }
+    Ok(p)
+}
+
+/// How a walk over a GIF's blocks ([`gif_blocks`]) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GifWalk {
+    /// At the trailer byte.
+    Trailer,
+    /// The data ended exactly after a whole block.
+    End,
+    /// At a byte that starts no block: decoders stop there too.
+    Junk,
+    /// Inside a block: the file is cut short.
+    Truncated,
+    /// `on_image` asked to stop.
+    Stopped,
+}
+
+/// Walks a GIF's blocks after the header without decompressing anything,
+/// calling `on_image(width, height)` at each image descriptor (before its
+/// data is skipped); the walk stops when it returns false. Shared by the
+/// probe (frame count and sizes) and the truncation check.
+pub(crate) fn gif_blocks(d: &[u8], mut on_image: impl FnMut(u16, u16) -> bool) -> GifWalk {
+    let Some(&flags) = d.get(10) else {
+        return GifWalk::Truncated;
     };
     let mut pos = 13usize;
     if flags & 0x80 != 0 {
@@ -300,51 +347,37 @@ fn probe_gif(d: &[u8], max_frames: u32) -> Result<Probe, PipelineError> {
             }
         }
     };
-    let mut max_frame_pixels = 0u64;
     loop {
         match d.get(pos) {
+            Some(0x3B) => return GifWalk::Trailer,
+            None if pos == d.len() => return GifWalk::End,
+            None => return GifWalk::Truncated,
             Some(0x21) => match skip_sub_blocks(pos + 2) {
                 Some(n) => pos = n,
-                None => break,
+                None => return GifWalk::Truncated,
             },
             Some(0x2C) => {
                 let (Some(fw), Some(fh), Some(&lflags)) =
                     (le16(d, pos + 5), le16(d, pos + 7), d.get(pos + 9))
                 else {
-                    break;
+                    return GifWalk::Truncated;
                 };
-                max_frame_pixels = max_frame_pixels.max(u64::from(fw) * u64::from(fh));
+                if !on_image(fw, fh) {
+                    return GifWalk::Stopped;
+                }
                 pos += 10;
                 if lflags & 0x80 != 0 {
                     pos += 3 << ((lflags & 7) + 1);
                 }
-                p.frames += 1;
-                if p.frames > max_frames {
-                    break;
-                }
                 // LZW minimum code size, then the image data sub-blocks.
                 match skip_sub_blocks(pos + 1) {
                     Some(n) => pos = n,
-                    None => break,
+                    None => return GifWalk::Truncated,
                 }
             }
-            _ => break, // trailer, garbage or end of data
+            Some(_) => return GifWalk::Junk,
         }
     }
-    if p.frames == 0 {
-        return Err(corrupt("GIF has no image"));
-    }
-    if p.width == 0 || p.height == 0 {
-        return Err(corrupt("GIF has a zero dimension"));
-    }
-    // The decoder allocates the first frame at its own size; make the
-    // pixel limit see the largest frame too.
-    if max_frame_pixels > u64::from(p.width) * u64::from(p.height) {
-        let side = (max_frame_pixels as f64).sqrt().ceil() as u32;
-        p.width = p.width.max(side);
-        p.height = p.height.max(side);
-    }
-    Ok(p)
 }
 
 /// WebP: RIFF chunk walk for VP8X canvas size, ICCP, EXIF and ANMF frame
