@@ -13,6 +13,7 @@
 //! This checks structure only: a complete file whose compressed data is
 //! damaged is found when it is decoded for a transformation.
 
+use super::jpeg::entropy_end;
 use super::probe::{be32, gif_blocks, le32, GifWalk};
 use super::sniff::SourceFormat;
 use super::transform::PipelineError;
@@ -44,43 +45,40 @@ pub fn check_complete(data: &[u8], format: SourceFormat) -> Result<(), PipelineE
 }
 
 /// Marker segments are skipped by their length (so an EXIF thumbnail's own
-/// EOI is not mistaken for ours); entropy-coded data after SOS is scanned
-/// for the next marker, stepping over stuffed `FF 00`, restart markers and
-/// fill bytes. Complete once EOI is reached outside any segment.
+/// EOI is not mistaken for ours); after SOS, the scan's entropy-coded data
+/// is skipped to the next marker ([`entropy_end`], which steps over
+/// stuffed `FF 00` and restart markers). Complete once EOI is reached
+/// outside any segment.
 fn jpeg_complete(d: &[u8]) -> bool {
+    jpeg_eoi(d).is_some()
+}
+
+fn jpeg_eoi(d: &[u8]) -> Option<()> {
     let mut pos = 2; // after SOI
     loop {
-        // The next 0xFF; between segments libjpeg skips stray bytes too.
-        let Some(off) = d.get(pos..).and_then(|r| r.iter().position(|&b| b == 0xFF)) else {
-            return false;
-        };
-        pos += off;
+        // The next 0xFF (libjpeg skips stray bytes between segments too),
+        // then fill bytes, then the marker code.
+        pos += d.get(pos..)?.iter().position(|&b| b == 0xFF)?;
         while d.get(pos) == Some(&0xFF) {
             pos += 1;
         }
-        let Some(&m) = d.get(pos) else {
-            return false;
-        };
+        let m = *d.get(pos)?;
         pos += 1;
         match m {
-            0xD9 => return true,
-            // A stuffed zero or a restart marker inside a scan; TEM, SOI:
-            // none has a length.
+            0xD9 => return Some(()),
+            // A stray stuffed zero, TEM, SOI and restart markers: no
+            // length to skip.
             0x00 | 0x01 | 0xD0..=0xD8 => continue,
             _ => {}
         }
-        let Some(len) = d
-            .get(pos..pos + 2)
-            .map(|b| usize::from(b[0]) << 8 | usize::from(b[1]))
-        else {
-            return false;
-        };
+        let len = usize::from(u16::from_be_bytes([*d.get(pos)?, *d.get(pos + 1)?]));
         if len < 2 || pos + len > d.len() {
-            return false;
+            return None;
         }
-        // After SOS this lands in the scan's data, which the search for
-        // the next 0xFF walks through.
         pos += len;
+        if m == 0xDA {
+            pos = entropy_end(d, pos)?;
+        }
     }
 }
 
