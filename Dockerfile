@@ -24,6 +24,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin imgproxy
 COPY --from=build /src/target/release/img-proxy /usr/local/bin/img-proxy
+# The workers' CACHE_DIR: a volume mounted here starts with this owner.
+RUN install -d -o 10001 -g 10001 /var/cache/img-proxy
 USER 10001:10001
 ENV HTTP_ADDR=0.0.0.0:8080 \
     GOSSIP_ADDR=0.0.0.0:7946

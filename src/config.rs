@@ -92,6 +92,15 @@ pub struct NodeArgs {
     #[arg(long, env = "CACHE_TTL", default_value = "1h", value_parser = parse_duration)]
     pub cache_ttl: Duration,
 
+    /// Directory of the worker's disk cache tier (it must exist and be
+    /// writable); empty: memory only. Entries there survive restarts.
+    #[arg(long, env = "CACHE_DIR", default_value = "")]
+    pub cache_dir: String,
+
+    /// Disk cache budget (the cache files never exceed it).
+    #[arg(long, env = "CACHE_DISK_BYTES", default_value = "1GiB", value_parser = parse_bytes)]
+    pub cache_disk_bytes: u64,
+
     /// Largest origin body accepted.
     #[arg(long, env = "MAX_SOURCE_BYTES", default_value = "20MiB", value_parser = parse_bytes)]
     pub max_source_bytes: u64,
@@ -147,6 +156,9 @@ pub struct Config {
     pub cluster_secret: Option<String>,
     pub cache_max_bytes: u64,
     pub cache_ttl: Duration,
+    /// `None`: memory only.
+    pub cache_dir: Option<std::path::PathBuf>,
+    pub cache_disk_bytes: u64,
     pub max_source_bytes: u64,
     pub fetch_timeout: Duration,
     pub max_redirects: u32,
@@ -171,6 +183,10 @@ pub enum ConfigError {
     NoName,
     #[error("ADVERTISE_ADDR is not set and no non-loopback interface address was found; set ADVERTISE_ADDR")]
     NoAdvertiseAddr,
+    #[error("CACHE_DISK_BYTES must be at least 4MiB")]
+    DiskTooSmall,
+    #[error(transparent)]
+    CacheDir(#[from] crate::worker::disk::DiskError),
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
     #[error("GOSSIP_INTERVAL must be at most 1s, so that dead nodes leave every view within 10 s")]
@@ -201,6 +217,15 @@ impl NodeArgs {
         }
         if self.cache_ttl.is_zero() {
             return Err(ConfigError::Zero("CACHE_TTL"));
+        }
+        let cache_dir = Some(self.cache_dir)
+            .filter(|d| !d.trim().is_empty())
+            .map(std::path::PathBuf::from);
+        if let (Some(dir), Role::Worker | Role::Standalone) = (&cache_dir, role) {
+            if self.cache_disk_bytes < crate::worker::disk::MIN_DISK_BYTES {
+                return Err(ConfigError::DiskTooSmall);
+            }
+            crate::worker::disk::check_dir(dir)?;
         }
         if self.max_source_bytes == 0 {
             return Err(ConfigError::Zero("MAX_SOURCE_BYTES"));
@@ -240,6 +265,8 @@ impl NodeArgs {
             cluster_secret,
             cache_max_bytes: self.cache_max_bytes,
             cache_ttl: self.cache_ttl,
+            cache_dir,
+            cache_disk_bytes: self.cache_disk_bytes,
             max_source_bytes: self.max_source_bytes,
             fetch_timeout: self.fetch_timeout,
             max_redirects: self.max_redirects,

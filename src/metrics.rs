@@ -47,11 +47,30 @@ pub struct GatewayMetrics {
     pub live_workers: Gauge,
 }
 
+/// Counters and gauges of the worker's disk tier (`CACHE_DIR`).
+#[derive(Clone, Default)]
+pub struct DiskMetrics {
+    /// Reads answered from disk.
+    pub hits: Counter,
+    /// Reads that found nothing on disk.
+    pub misses: Counter,
+    /// Records refused by a checksum, format or image check.
+    pub corrupt: Counter,
+    /// Reads or writes that failed or timed out.
+    pub errors: Counter,
+    /// Records handed to the disk to be written.
+    pub writes: Counter,
+    /// 1 while the disk refuses writes (full or failing), else 0.
+    pub degraded: Gauge,
+}
+
 /// Metrics a worker exports.
 #[derive(Clone)]
 pub struct WorkerMetrics {
     /// Internal requests answered from the cache.
     pub cache_hits: Counter,
+    /// Of those, answered from the memory tier (the rest came from disk).
+    pub cache_memory_hits: Counter,
     /// Internal requests that found nothing cached.
     pub cache_misses: Counter,
     /// Entries removed for size or age.
@@ -60,10 +79,59 @@ pub struct WorkerMetrics {
     pub cache_entries: Gauge,
     /// Bytes weighed into the cache (sampled at scrape time).
     pub cache_bytes: Gauge,
+    /// Bytes the disk tier's files occupy (sampled at scrape time).
+    pub cache_disk_bytes: Gauge,
+    /// The disk tier's counters (registered even without `CACHE_DIR`, at 0).
+    pub disk: DiskMetrics,
     /// Time to fetch an origin body, successful or not.
     pub fetch_duration: Histogram,
     /// Origin fetches that failed, by kind.
     pub fetch_errors: Family<KindLabel, Counter>,
+}
+
+/// The memory/disk split of hits and the disk tier's own numbers.
+fn register_disk(registry: &mut Registry, m: &WorkerMetrics) {
+    registry.register(
+        "cache_memory_hits",
+        "Requests answered from the memory tier",
+        m.cache_memory_hits.clone(),
+    );
+    registry.register(
+        "cache_disk_hits",
+        "Requests answered from the disk tier (CACHE_DIR)",
+        m.disk.hits.clone(),
+    );
+    registry.register(
+        "cache_disk_misses",
+        "Disk tier lookups that found nothing usable",
+        m.disk.misses.clone(),
+    );
+    registry.register(
+        "cache_disk_corrupt",
+        "Disk entries refused by a checksum, format or image check, then dropped and fetched again",
+        m.disk.corrupt.clone(),
+    );
+    registry.register(
+        "cache_disk_errors",
+        "Disk tier reads that failed or timed out, and health checks that failed",
+        m.disk.errors.clone(),
+    );
+    registry.register(
+        "cache_disk_writes",
+        "Entries handed to the disk tier to be written",
+        m.disk.writes.clone(),
+    );
+    registry.register(
+        "cache_disk_degraded",
+        "1 while the disk tier refuses writes because its disk is full or failing",
+        m.disk.degraded.clone(),
+    );
+    registry.register_with_unit(
+        "cache_disk_size",
+        "Bytes the disk tier's files occupy on disk",
+        Unit::Bytes,
+        m.cache_disk_bytes.clone(),
+    );
 }
 
 /// All of one node's metrics and the registry that encodes them.
@@ -120,7 +188,10 @@ impl Metrics {
         let worker = worker.then(|| {
             let m = WorkerMetrics {
                 cache_hits: Counter::default(),
+                cache_memory_hits: Counter::default(),
                 cache_misses: Counter::default(),
+                cache_disk_bytes: Gauge::default(),
+                disk: DiskMetrics::default(),
                 cache_evictions: Counter::default(),
                 cache_entries: Gauge::default(),
                 cache_bytes: Gauge::default(),
@@ -132,6 +203,7 @@ impl Metrics {
                 "Requests answered from the worker cache",
                 m.cache_hits.clone(),
             );
+            register_disk(&mut registry, &m);
             registry.register(
                 "cache_misses",
                 "Requests that found nothing in the worker cache",

@@ -24,11 +24,13 @@ use tracing::{info, warn};
 
 use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::{Membership, MembershipConfig, MembershipError};
+use crate::cluster::purges::PurgeList;
 use crate::cluster::Role;
 use crate::config::Config;
 use crate::gateway::{self, Backends, Gateway};
 use crate::metrics::Metrics;
 use crate::pipeline::Limits;
+use crate::worker::disk::DiskTier;
 use crate::worker::fetch::{install_crypto_provider, FetchConfig};
 use crate::worker::{self, Worker, WorkerConfig};
 
@@ -93,30 +95,43 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         _ => None,
     };
 
+    let purges = Arc::new(PurgeList::new(cfg.cache_ttl));
     let worker = match metrics.worker.clone().filter(|_| has_worker) {
-        Some(wm) => Some(
-            Worker::new(
-                cfg.name.clone(),
-                WorkerConfig {
-                    cache_max_bytes: cfg.cache_max_bytes,
-                    cache_ttl: cfg.cache_ttl,
-                    fetch: FetchConfig {
-                        max_bytes: cfg.max_source_bytes,
-                        timeout: cfg.fetch_timeout,
-                        max_redirects: cfg.max_redirects,
-                        allowed_networks: cfg.allowed_source_networks.clone(),
+        Some(wm) => {
+            let disk = match &cfg.cache_dir {
+                Some(dir) => Some(
+                    DiskTier::open(dir, cfg.cache_disk_bytes, wm.disk.clone())
+                        .await
+                        .map_err(|e| anyhow!("{e}"))?,
+                ),
+                None => None,
+            };
+            Some(
+                Worker::new(
+                    cfg.name.clone(),
+                    WorkerConfig {
+                        cache_max_bytes: cfg.cache_max_bytes,
+                        cache_ttl: cfg.cache_ttl,
+                        fetch: FetchConfig {
+                            max_bytes: cfg.max_source_bytes,
+                            timeout: cfg.fetch_timeout,
+                            max_redirects: cfg.max_redirects,
+                            allowed_networks: cfg.allowed_source_networks.clone(),
+                        },
+                        limits: Limits {
+                            max_pixels: cfg.max_source_pixels,
+                            max_frames: cfg.max_animation_frames,
+                        },
+                        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                        max_queue: cfg.max_queue,
+                        disk,
+                        purges: Arc::clone(&purges),
                     },
-                    limits: Limits {
-                        max_pixels: cfg.max_source_pixels,
-                        max_frames: cfg.max_animation_frames,
-                    },
-                    threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-                    max_queue: cfg.max_queue,
-                },
-                wm,
+                    wm,
+                )
+                .map_err(|e| anyhow!("cannot start the worker: {e}"))?,
             )
-            .map_err(|e| anyhow!("cannot start the worker: {e}"))?,
-        ),
+        }
         None => None,
     };
 
@@ -138,6 +153,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         None => None,
     };
 
+    let closing_disk = worker.as_ref().and_then(|w| w.tiers().disk().cloned());
     let node = Node {
         name: cfg.name.clone(),
         role: cfg.role,
@@ -198,6 +214,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tokio::select! {
         _ = farewell => {},
         _ = &mut deadline => warn!("shutdown deadline reached while leaving the cluster"),
+    }
+    if let Some(disk) = closing_disk {
+        if tokio::time::timeout(Duration::from_secs(3), disk.close())
+            .await
+            .is_err()
+        {
+            warn!("closing the disk cache took too long; pending writes are lost");
+        }
     }
     info!("stopped");
     Ok(())

@@ -170,6 +170,8 @@ async fn help_lists_every_variable_with_its_default() {
         ("NAME", ""),
         ("CACHE_MAX_BYTES", "256MiB"),
         ("CACHE_TTL", "1h"),
+        ("CACHE_DIR", ""),
+        ("CACHE_DISK_BYTES", "1GiB"),
         ("MAX_SOURCE_BYTES", "20MiB"),
         ("FETCH_TIMEOUT", "10s"),
         ("MAX_REDIRECTS", "5"),

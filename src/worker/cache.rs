@@ -9,12 +9,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 use prometheus_client::metrics::counter::Counter;
+
+use crate::pipeline::sniff::sniff;
 
 /// Bytes charged per entry on top of its body: key, headers, bookkeeping.
 const ENTRY_OVERHEAD: u64 = 256;
@@ -28,7 +30,9 @@ pub struct CachedImage {
     pub content_type: &'static str,
     /// Strong validator: a hash of the bytes, quoted as HTTP wants it.
     pub etag: String,
-    stored_at: Instant,
+    /// When the bytes were fetched or made: wall-clock time, so that it
+    /// means the same after a restart from the disk tier.
+    pub stored_at: SystemTime,
 }
 
 impl CachedImage {
@@ -39,7 +43,18 @@ impl CachedImage {
             etag: format!("\"{digest:032x}\""),
             body,
             content_type,
-            stored_at: Instant::now(),
+            stored_at: SystemTime::now(),
+        }
+    }
+
+    /// An entry read back from the disk tier, keeping its original time.
+    /// The type comes from the bytes (the disk record checked they are an
+    /// image we serve).
+    pub fn restored(body: Bytes, stored_at: SystemTime) -> CachedImage {
+        let content_type = sniff(&body).map_or("application/octet-stream", |f| f.mime());
+        CachedImage {
+            stored_at,
+            ..CachedImage::new(body, content_type)
         }
     }
 }
@@ -94,7 +109,39 @@ impl ImageCache {
 
     /// How much longer `img` may be served: what `max-age` should say.
     pub fn remaining_ttl(&self, img: &CachedImage) -> Duration {
-        self.ttl.saturating_sub(img.stored_at.elapsed())
+        let age = img.stored_at.elapsed().unwrap_or(Duration::ZERO);
+        self.ttl.saturating_sub(age)
+    }
+
+    /// The freshness lifetime (`CACHE_TTL`).
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Stores `img` under `key`, replacing what was there.
+    pub async fn insert(&self, key: String, img: Arc<CachedImage>) {
+        self.inner.insert(key, img).await;
+    }
+
+    /// Removes `key`.
+    pub async fn remove(&self, key: &str) {
+        self.inner.invalidate(key).await;
+    }
+
+    /// Removes the original of `url` and every variant made from it;
+    /// returns how many entries that was.
+    pub async fn remove_source(&self, url: &str) -> usize {
+        let variant_prefix = format!("{url}\n");
+        let keys: Vec<Arc<String>> = self
+            .inner
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.as_str() == url || k.starts_with(&variant_prefix))
+            .collect();
+        for k in &keys {
+            self.inner.invalidate(k.as_str()).await;
+        }
+        keys.len()
     }
 
     /// Entries and weighed bytes, after applying pending evictions, for the

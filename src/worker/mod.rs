@@ -8,8 +8,10 @@
 
 pub mod api;
 pub mod cache;
+pub mod disk;
 pub mod fetch;
 pub mod netguard;
+pub mod tiers;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,6 +24,7 @@ use crate::pipeline::sniff::sniff;
 use crate::pipeline::{transform, Limits, PipelineError, Pool, PoolError, TransformOptions};
 use cache::{CachedImage, ImageCache};
 use fetch::{FetchConfig, FetchError, OriginClient};
+use tiers::{Tier, Tiers};
 
 /// Why the worker could not produce an image. Mapped to an HTTP status in
 /// [`crate::error`]. `Clone` because one failed fill is reported to every
@@ -50,7 +53,7 @@ pub enum WorkerError {
 pub struct Worker {
     /// Reported in `X-Served-By` so users and tests can see who answered.
     pub name: String,
-    cache: ImageCache,
+    tiers: Tiers,
     origin: OriginClient,
     metrics: WorkerMetrics,
     pool: Pool,
@@ -68,6 +71,10 @@ pub struct WorkerConfig {
     pub threads: usize,
     /// Transformations that may wait for a thread (`MAX_QUEUE`).
     pub max_queue: usize,
+    /// The disk tier, opened by the caller when `CACHE_DIR` is set.
+    pub disk: Option<Arc<disk::DiskTier>>,
+    /// Purge records to apply to every tier.
+    pub purges: Arc<crate::cluster::purges::PurgeList>,
 }
 
 /// The cache key of `url` transformed by `opts`: the URL alone for the
@@ -113,10 +120,14 @@ impl Worker {
     ) -> Result<Arc<Worker>, WorkerError> {
         Ok(Arc::new(Worker {
             name,
-            cache: ImageCache::new(
-                cfg.cache_max_bytes,
-                cfg.cache_ttl,
-                metrics.cache_evictions.clone(),
+            tiers: Tiers::new(
+                ImageCache::new(
+                    cfg.cache_max_bytes,
+                    cfg.cache_ttl,
+                    metrics.cache_evictions.clone(),
+                ),
+                cfg.disk,
+                cfg.purges,
             ),
             origin: OriginClient::new(cfg.fetch)?,
             metrics,
@@ -127,17 +138,29 @@ impl Worker {
 
     /// The cache, for response headers (`max-age`) and usage gauges.
     pub fn cache(&self) -> &ImageCache {
-        &self.cache
+        self.tiers.memory()
+    }
+
+    /// The cache tiers (memory, disk) and the purge records they apply.
+    pub fn tiers(&self) -> &Tiers {
+        &self.tiers
+    }
+
+    /// Counts a hit by tier.
+    fn count_hit(&self, tier: Tier) {
+        self.metrics.cache_hits.inc();
+        match tier {
+            Tier::Memory => self.metrics.cache_memory_hits.inc(),
+            Tier::Disk => self.metrics.disk.hits.inc(),
+        };
     }
 
     /// The cached image for `url` with `opts`, if any: the answer to
     /// `GET /v1/image`.
     pub async fn lookup(&self, url: &Url, opts: &TransformOptions) -> Option<Arc<CachedImage>> {
-        let found = self.cache.get(&cache_key(url, opts)).await;
-        if found.is_some() {
-            self.metrics.cache_hits.inc();
-        }
-        found
+        let (img, tier) = self.tiers.get(&cache_key(url, opts), url.as_str()).await?;
+        self.count_hit(tier);
+        Some(img)
     }
 
     /// The image for `url` with `opts`, from the cache or else produced
@@ -150,8 +173,8 @@ impl Worker {
         opts: &TransformOptions,
     ) -> Result<(Arc<CachedImage>, bool), Arc<WorkerError>> {
         let key = cache_key(url, opts);
-        if let Some(img) = self.cache.get(&key).await {
-            self.metrics.cache_hits.inc();
+        if let Some((img, tier)) = self.tiers.get(&key, url.as_str()).await {
+            self.count_hit(tier);
             return Ok((img, true));
         }
         self.metrics.cache_misses.inc();
@@ -161,27 +184,38 @@ impl Worker {
             let this = Arc::clone(self);
             let url = url.clone();
             let opts = opts.clone();
+            let disk_key = key.clone();
             let init = async move {
                 let original = this.original(&url).await.map_err(Arc::unwrap_or_clone)?;
-                this.variant(original, opts).await
+                let made = this.variant(original, opts).await?;
+                this.tiers.persist(&disk_key, &made).await;
+                Ok(made)
             };
-            self.cache.get_or_try_insert(key, init).await?
+            self.tiers.memory().get_or_try_insert(key, init).await?
         };
         Ok((img, false))
     }
 
     /// The original bytes of `url`: cached, or fetched once for all callers.
     async fn original(self: &Arc<Self>, url: &Url) -> Result<Arc<CachedImage>, Arc<WorkerError>> {
+        if let Some((img, _)) = self.tiers.get(url.as_str(), url.as_str()).await {
+            return Ok(img);
+        }
         let this = Arc::clone(self);
         let owned = url.clone();
         // The fetch runs in its own task so that it completes, and its result
         // is cached, even if the request that started it goes away.
         let init = async move {
-            tokio::spawn(async move { this.fetch_original(&owned).await })
-                .await
-                .map_err(|e| WorkerError::Internal(format!("fetch task failed: {e}")))?
+            tokio::spawn(async move {
+                let img = this.fetch_original(&owned).await?;
+                this.tiers.persist(owned.as_str(), &img).await;
+                Ok::<_, WorkerError>(img)
+            })
+            .await
+            .map_err(|e| WorkerError::Internal(format!("fetch task failed: {e}")))?
         };
-        self.cache
+        self.tiers
+            .memory()
             .get_or_try_insert(url.as_str().to_string(), init)
             .await
     }
@@ -244,9 +278,16 @@ impl Worker {
 
     /// Samples cache usage into the gauges, at scrape time.
     pub async fn update_gauges(&self) {
-        let (entries, bytes) = self.cache.usage().await;
+        let (entries, bytes) = self.tiers.memory().usage().await;
         self.metrics.cache_entries.set(entries as i64);
         self.metrics.cache_bytes.set(bytes as i64);
+        if let Some(disk) = self.tiers.disk() {
+            let disk = Arc::clone(disk);
+            let on_disk = tokio::task::spawn_blocking(move || disk.bytes_on_disk())
+                .await
+                .unwrap_or(0);
+            self.metrics.cache_disk_bytes.set(on_disk as i64);
+        }
     }
 }
 

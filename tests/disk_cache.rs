@@ -1,0 +1,218 @@
+//! The disk tier (`CACHE_DIR`): what survives a restart, what a damaged
+//! entry does, and start-up errors.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+/// A worker (in a standalone node, which runs the same worker code without
+/// gossip) caching into `dir`.
+async fn node_on(dir: &Path, http: std::net::SocketAddr) -> Node {
+    let gossip = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let node = Node::spawn_at(
+        "",
+        "disk",
+        http,
+        gossip,
+        &[
+            ("CACHE_DIR", dir.display().to_string()),
+            ("CACHE_DISK_BYTES", "64MiB".into()),
+        ],
+    );
+    node.wait_up().await;
+    node
+}
+
+/// Waits for the process to exit by itself (after SIGTERM).
+async fn wait_exit(node: &mut Node) {
+    let mut child = node.child.take().expect("running");
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("node did not exit after SIGTERM")
+        .unwrap();
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        node.logs()
+    );
+}
+
+/// Fetches the original and one variant, both misses, and returns their bytes.
+async fn warm(node: &Node, source: &str) -> (Vec<u8>, Vec<u8>) {
+    let r = get_image(node, source, &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-cache"), "MISS");
+    let original = r.bytes().await.unwrap().to_vec();
+    let r = get_image(node, source, &[("w", "8"), ("format", "png")]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-cache"), "MISS");
+    (original, r.bytes().await.unwrap().to_vec())
+}
+
+/// Asks again after the restart: both must be hits with the same bytes.
+async fn expect_hits(node: &Node, source: &str, original: &[u8], variant: &[u8]) {
+    let r = get_image(node, source, &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-cache"), "HIT", "log:\n{}", node.logs());
+    assert_eq!(&r.bytes().await.unwrap()[..], original);
+    let r = get_image(node, source, &[("w", "8"), ("format", "png")]).await;
+    assert_eq!(header(&r, "x-cache"), "HIT");
+    assert_eq!(&r.bytes().await.unwrap()[..], variant);
+    assert!(node.metric("img_proxy_cache_disk_hits_total").await >= 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_sigterm_serves_disk_entries_as_hits() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    let mut node = node_on(dir.path(), http).await;
+    let source = origin.url("/img/term.png");
+    let (original, variant) = warm(&node, &source).await;
+    node.signal("TERM");
+    wait_exit(&mut node).await;
+
+    let node = node_on(dir.path(), http).await;
+    expect_hits(&node, &source, &original, &variant).await;
+    assert_eq!(origin.hits("/img/term.png"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_sigkill_serves_disk_entries_as_hits() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    let mut node = node_on(dir.path(), http).await;
+    let source = origin.url("/img/kill.png");
+    let (original, variant) = warm(&node, &source).await;
+    // Writes go to disk in the background right after the answer; give
+    // them a moment, as a crash a second after a request would.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    node.kill().await;
+
+    let node = node_on(dir.path(), http).await;
+    expect_hits(&node, &source, &original, &variant).await;
+    assert_eq!(origin.hits("/img/kill.png"), 1);
+}
+
+/// Flips one byte in the middle of `needle` wherever the cache files hold
+/// it; returns how many copies were damaged.
+fn damage(dir: &Path, needle: &[u8]) -> usize {
+    let mut damaged = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
+        let mut data = std::fs::read(&path).unwrap();
+        let mut changed = false;
+        let mut from = 0;
+        while let Some(pos) = data[from..].windows(needle.len()).position(|w| w == needle) {
+            let at = from + pos + needle.len() / 2;
+            data[at] ^= 0x10;
+            damaged += 1;
+            changed = true;
+            from = at + 1;
+        }
+        if changed {
+            std::fs::write(&path, &data).unwrap();
+        }
+    }
+    damaged
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_disk_entry_is_refetched_never_served() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    let mut node = node_on(dir.path(), http).await;
+    let source = origin.url("/img/flip.png");
+    let r = get_image(&node, &source, &[]).await;
+    let original = r.bytes().await.unwrap().to_vec();
+    node.signal("TERM");
+    wait_exit(&mut node).await;
+    assert!(
+        damage(dir.path(), &original) >= 1,
+        "entry not found on disk"
+    );
+
+    let node = node_on(dir.path(), http).await;
+    let r = get_image(&node, &source, &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-cache"), "MISS");
+    assert_eq!(&r.bytes().await.unwrap()[..], &original[..]);
+    assert_eq!(origin.hits("/img/flip.png"), 2);
+    assert_eq!(node.metric("img_proxy_cache_disk_corrupt_total").await, 1.0);
+    assert!(node.logs().contains("damaged disk cache entry"));
+    let r = get_image(&node, &source, &[]).await;
+    assert_eq!(header(&r, "x-cache"), "HIT");
+}
+
+async fn start_error(env: &[(&str, String)]) -> (i32, String) {
+    let mut cmd = tokio::process::Command::new(binary());
+    cmd.arg("worker")
+        .env_clear()
+        .env("CLUSTER_SECRET", SECRET)
+        .env("NAME", "w")
+        .env("HTTP_ADDR", format!("127.0.0.1:{}", free_tcp_port()))
+        .env("GOSSIP_ADDR", format!("127.0.0.1:{}", free_udp_port()))
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(10), cmd.output())
+        .await
+        .expect("start-up error must not hang")
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn assert_one_line_naming(code: i32, err: &str, var: &str) {
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains(var), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[tokio::test]
+async fn an_unwritable_cache_dir_exits_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // Root writes through file modes, so as root use a directory no one
+    // can create files in.
+    let unwritable = if is_root() {
+        Path::new("/proc").to_path_buf()
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+        dir.path().to_path_buf()
+    };
+    let (code, err) = start_error(&[("CACHE_DIR", unwritable.display().to_string())]).await;
+    assert_one_line_naming(code, &err, "CACHE_DIR");
+    assert!(err.contains("cannot write"), "{err}");
+}
+
+#[tokio::test]
+async fn a_missing_cache_dir_exits_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let (code, err) = start_error(&[("CACHE_DIR", missing.display().to_string())]).await;
+    assert_one_line_naming(code, &err, "CACHE_DIR");
+    let (code, err) = start_error(&[
+        ("CACHE_DIR", dir.path().display().to_string()),
+        ("CACHE_DISK_BYTES", "lots".into()),
+    ])
+    .await;
+    assert_one_line_naming(code, &err, "CACHE_DISK_BYTES");
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
