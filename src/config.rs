@@ -101,6 +101,11 @@ pub struct NodeArgs {
     #[arg(long, env = "CACHE_DISK_BYTES", default_value = "1GiB", value_parser = parse_bytes)]
     pub cache_disk_bytes: u64,
 
+    /// Bearer token that enables `DELETE /image` (purge) on gateways;
+    /// unset: purge is disabled (403).
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// Largest origin body accepted.
     #[arg(long, env = "MAX_SOURCE_BYTES", default_value = "20MiB", value_parser = parse_bytes)]
     pub max_source_bytes: u64,
@@ -159,6 +164,8 @@ pub struct Config {
     /// `None`: memory only.
     pub cache_dir: Option<std::path::PathBuf>,
     pub cache_disk_bytes: u64,
+    /// `None`: purge disabled.
+    pub admin_token: Option<String>,
     pub max_source_bytes: u64,
     pub fetch_timeout: Duration,
     pub max_redirects: u32,
@@ -267,6 +274,7 @@ impl NodeArgs {
             cache_ttl: self.cache_ttl,
             cache_dir,
             cache_disk_bytes: self.cache_disk_bytes,
+            admin_token: self.admin_token.filter(|t| !t.is_empty()),
             max_source_bytes: self.max_source_bytes,
             fetch_timeout: self.fetch_timeout,
             max_redirects: self.max_redirects,

@@ -36,6 +36,15 @@ pub enum ApiError {
     /// The owning worker could not produce the image.
     #[error(transparent)]
     Worker(Arc<WorkerError>),
+    /// `DELETE /image` while `ADMIN_TOKEN` is unset.
+    #[error("purge is disabled: set ADMIN_TOKEN on the gateways to enable it")]
+    PurgeDisabled,
+    /// `DELETE /image` without `Authorization: Bearer <ADMIN_TOKEN>`.
+    #[error("purge needs `Authorization: Bearer <ADMIN_TOKEN>`")]
+    AdminToken,
+    /// Some live workers did not confirm a purge (named).
+    #[error("purge recorded, but these workers did not confirm it yet: {0}")]
+    PurgeIncomplete(String),
 }
 
 impl ApiError {
@@ -43,7 +52,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) | ApiError::Option(_) => StatusCode::BAD_REQUEST,
-            ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Auth(_) | ApiError::AdminToken => StatusCode::UNAUTHORIZED,
+            ApiError::PurgeDisabled => StatusCode::FORBIDDEN,
+            ApiError::PurgeIncomplete(_) => StatusCode::BAD_GATEWAY,
             ApiError::NotCached => StatusCode::NOT_FOUND,
             ApiError::NoWorker => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Worker(e) => match e.as_ref() {
@@ -83,6 +94,9 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if matches!(self, ApiError::AdminToken) {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let Some(secs) = self.retry_after() {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

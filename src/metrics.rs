@@ -79,6 +79,8 @@ pub struct WorkerMetrics {
     pub cache_entries: Gauge,
     /// Bytes weighed into the cache (sampled at scrape time).
     pub cache_bytes: Gauge,
+    /// Cache entries removed by purges.
+    pub purged: Counter,
     /// Bytes the disk tier's files occupy (sampled at scrape time).
     pub cache_disk_bytes: Gauge,
     /// The disk tier's counters (registered even without `CACHE_DIR`, at 0).
@@ -125,6 +127,11 @@ fn register_disk(registry: &mut Registry, m: &WorkerMetrics) {
         "cache_disk_degraded",
         "1 while the disk tier refuses writes because its disk is full or failing",
         m.disk.degraded.clone(),
+    );
+    registry.register(
+        "cache_purged_entries",
+        "Cache entries removed by purges (DELETE /image)",
+        m.purged.clone(),
     );
     registry.register_with_unit(
         "cache_disk_size",
@@ -191,6 +198,7 @@ impl Metrics {
                 cache_memory_hits: Counter::default(),
                 cache_misses: Counter::default(),
                 cache_disk_bytes: Gauge::default(),
+                purged: Counter::default(),
                 disk: DiskMetrics::default(),
                 cache_evictions: Counter::default(),
                 cache_entries: Gauge::default(),

@@ -24,6 +24,7 @@ use tracing::{info, warn};
 
 use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::{Membership, MembershipConfig, MembershipError};
+use crate::cluster::purge_sync;
 use crate::cluster::purges::PurgeList;
 use crate::cluster::Role;
 use crate::config::Config;
@@ -95,7 +96,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         _ => None,
     };
 
-    let purges = Arc::new(PurgeList::new(cfg.cache_ttl));
+    // Purge records outlive every entry they can cover (see cluster::purges).
+    let purges = Arc::new(match &membership {
+        Some(_) => PurgeList::new(cfg.cache_ttl),
+        None => PurgeList::standalone(cfg.cache_ttl),
+    });
+    if let Some(m) = &membership {
+        tokio::spawn(purge_sync::run(Arc::clone(m), Arc::clone(&purges)));
+    }
     let worker = match metrics.worker.clone().filter(|_| has_worker) {
         Some(wm) => {
             let disk = match &cfg.cache_dir {
@@ -146,8 +154,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                 _ => return Err(anyhow!("a gateway needs CLUSTER_SECRET and gossip")),
             };
             Some(
-                Gateway::new(backends, gm, cfg.fetch_timeout)
-                    .context("cannot build the HTTP client")?,
+                Gateway::new(
+                    backends,
+                    gm,
+                    cfg.fetch_timeout,
+                    cfg.admin_token.clone(),
+                    Arc::clone(&purges),
+                )
+                .context("cannot build the HTTP client")?,
             )
         }
         None => None,

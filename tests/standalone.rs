@@ -172,6 +172,7 @@ async fn help_lists_every_variable_with_its_default() {
         ("CACHE_TTL", "1h"),
         ("CACHE_DIR", ""),
         ("CACHE_DISK_BYTES", "1GiB"),
+        ("ADMIN_TOKEN", ""),
         ("MAX_SOURCE_BYTES", "20MiB"),
         ("FETCH_TIMEOUT", "10s"),
         ("MAX_REDIRECTS", "5"),

@@ -355,6 +355,32 @@ impl Membership {
         self.members_rx.clone()
     }
 
+    /// Sets `key` to `value` in this node's gossip state (e.g. purge
+    /// records, see [`super::purges`]).
+    pub async fn publish(&self, key: &str, value: &str) {
+        self.handle
+            .with_chitchat(|chitchat| chitchat.self_node_state().set(key, value))
+            .await;
+    }
+
+    /// Deletes `key` from this node's gossip state.
+    pub async fn unpublish(&self, key: &str) {
+        self.handle
+            .with_chitchat(|chitchat| chitchat.self_node_state().delete(key))
+            .await;
+    }
+
+    /// A receiver of the live nodes' whole states, changed on every key
+    /// change anywhere in the cluster.
+    pub async fn states(&self) -> watch::Receiver<BTreeMap<ChitchatId, NodeState>> {
+        self.handle.chitchat().lock().await.live_nodes_watcher()
+    }
+
+    /// This node's name.
+    pub fn self_name(&self) -> &str {
+        &self.self_name
+    }
+
     /// Announces that this node is leaving, waits two gossip rounds for the
     /// news to spread, then stops gossiping.
     ///

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod keys;
 pub mod membership;
 pub mod placement;
+pub mod purge_sync;
 pub mod purges;
 pub mod sealed;
 

@@ -20,8 +20,9 @@
 //! merely refetched once more.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Prefix of purge keys in a node's gossip state.
 pub const KEY_PREFIX: &str = "purge:";
@@ -46,7 +47,14 @@ pub struct PurgeList {
     records: RwLock<HashMap<String, u64>>,
     /// How long a record is kept: `CACHE_TTL + STALE_TTL`.
     lifetime: Duration,
+    /// Whether the records of the cluster have been heard at least once.
+    synced: AtomicBool,
+    created: Instant,
 }
+
+/// How long a node waits to hear the cluster's purge records before it
+/// serves from its disk tier anyway.
+pub const SYNC_WAIT: Duration = Duration::from_secs(3);
 
 impl PurgeList {
     /// An empty list whose records live for `lifetime`.
@@ -54,6 +62,29 @@ impl PurgeList {
         PurgeList {
             records: RwLock::new(HashMap::new()),
             lifetime,
+            synced: AtomicBool::new(false),
+            created: Instant::now(),
+        }
+    }
+
+    /// A list with nothing to hear from (a standalone node): synced at once.
+    pub fn standalone(lifetime: Duration) -> PurgeList {
+        let list = PurgeList::new(lifetime);
+        list.mark_synced();
+        list
+    }
+
+    /// Notes that another node's state (with its purge records) was heard.
+    pub fn mark_synced(&self) {
+        self.synced.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits until the cluster's records were heard, at most until
+    /// [`SYNC_WAIT`] after start-up: a worker restarted from disk must not
+    /// serve what a purge during its downtime removed.
+    pub async fn wait_synced(&self) {
+        while !self.synced.load(Ordering::Relaxed) && self.created.elapsed() < SYNC_WAIT {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

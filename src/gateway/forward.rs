@@ -23,7 +23,7 @@ use crate::worker::api::CacheRequest;
 use crate::RequestId;
 
 /// Deadline for the cache lookup: it never touches an origin.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Headers of a worker's answer that the user gets too.
 const PASSED_HEADERS: [&str; 9] = [
@@ -40,7 +40,7 @@ const PASSED_HEADERS: [&str; 9] = [
 
 /// Why a worker did not answer; the gateway then tries the next one.
 #[derive(Debug, thiserror::Error)]
-enum Unreachable {
+pub(super) enum Unreachable {
     #[error("{0}")]
     Transport(#[from] reqwest::Error),
     #[error("worker refused our credentials")]
@@ -130,7 +130,7 @@ async fn ask(
     relay(resp).await
 }
 
-async fn send(
+pub(super) async fn send(
     gw: &Gateway,
     keys: &ClusterKeys,
     method: Method,

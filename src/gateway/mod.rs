@@ -9,6 +9,7 @@
 //! the same process, called directly.
 
 mod forward;
+mod purge;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use axum::{Extension, Router};
 
 use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::Membership;
+use crate::cluster::purges::PurgeList;
 use crate::error::ApiError;
 use crate::metrics::{GatewayMetrics, StatusLabel};
 use crate::worker::api::{image_response, parse_image_query};
@@ -46,6 +48,10 @@ pub struct Gateway {
     /// Deadline for asking a worker to fetch: the origin deadline plus room
     /// for queueing and transforming.
     fill_timeout: Duration,
+    /// `ADMIN_TOKEN`: purges are refused (403) without one.
+    admin_token: Option<String>,
+    /// Purge records this gateway made or heard, published in gossip.
+    purges: Arc<PurgeList>,
 }
 
 impl Gateway {
@@ -54,6 +60,8 @@ impl Gateway {
         backends: Backends,
         metrics: GatewayMetrics,
         fetch_timeout: Duration,
+        admin_token: Option<String>,
+        purges: Arc<PurgeList>,
     ) -> Result<Arc<Gateway>, reqwest::Error> {
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -66,6 +74,8 @@ impl Gateway {
             client,
             metrics,
             fill_timeout: fetch_timeout + Duration::from_secs(30),
+            admin_token,
+            purges,
         }))
     }
 
@@ -78,10 +88,11 @@ impl Gateway {
     }
 }
 
-/// The public routes: `GET /image` (and HEAD, which axum derives).
+/// The public routes: `GET /image` (and HEAD, which axum derives), and
+/// `DELETE /image` (purge).
 pub fn routes(gateway: Arc<Gateway>) -> Router {
     Router::new()
-        .route("/image", get(image))
+        .route("/image", get(image).delete(purge::purge))
         .with_state(gateway)
 }
 

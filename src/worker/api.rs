@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /v1/image?url=U` | 200 with the cached image, or 404 when not cached |
 //! | `POST /v1/cache` `{"url": U}` | fetches, caches and returns the image, or the error |
+//! | `DELETE /v1/cache?url=U&at=T` | purges every copy of U stored at or before T (Unix ms): `{"removed": N}` |
 //!
 //! Every request must carry a valid [`crate::cluster::auth`] signature,
 //! checked by middleware before any handler runs: without it, a worker would
@@ -96,7 +97,7 @@ pub fn parse_image_query(query: Option<&str>) -> Result<(Url, RequestedOptions),
 pub fn routes(worker: Arc<Worker>, keys: ClusterKeys) -> Router {
     Router::new()
         .route("/v1/image", get(lookup))
-        .route("/v1/cache", post(cache))
+        .route("/v1/cache", post(cache).delete(super::purge::purge))
         .with_state(worker)
         .layer(middleware::from_fn_with_state(
             Arc::new(keys),

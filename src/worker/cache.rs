@@ -123,6 +123,11 @@ impl ImageCache {
         self.inner.insert(key, img).await;
     }
 
+    /// Whether `key` is held (fresh or not).
+    pub fn contains(&self, key: &str) -> bool {
+        self.inner.contains_key(key)
+    }
+
     /// Removes `key`.
     pub async fn remove(&self, key: &str) {
         self.inner.invalidate(key).await;

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod disk;
 pub mod fetch;
 pub mod netguard;
+pub mod purge;
 pub mod tiers;
 
 use std::sync::Arc;

@@ -68,6 +68,7 @@ impl Tiers {
             self.memory.remove(key).await;
         }
         let disk = self.disk.as_ref()?;
+        self.purges.wait_synced().await;
         let record = disk.get(key).await?;
         let img = Arc::new(CachedImage::restored(record.body, record.stored_at));
         if record.fresh_until <= SystemTime::now() || !self.servable(url, &img) {
@@ -76,6 +77,22 @@ impl Tiers {
         }
         self.memory.insert(key.to_string(), Arc::clone(&img)).await;
         Some((img, Tier::Disk))
+    }
+
+    /// Removes the original of `url` and every variant from memory, and the
+    /// original from disk; variants on disk are refused when read (the
+    /// purge record covers them). Returns the entries removed.
+    pub async fn remove_source(&self, url: &str) -> usize {
+        let in_memory = self.memory.contains(url);
+        let mut removed = self.memory.remove_source(url).await;
+        if let Some(disk) = &self.disk {
+            if disk.contains(url) {
+                // One entry held in both tiers counts once.
+                removed += usize::from(!in_memory);
+                disk.remove(url);
+            }
+        }
+        removed
     }
 
     /// Writes a freshly made entry to disk (memory has it already, through

@@ -269,6 +269,14 @@ impl DiskTier {
         self.guard(|| self.cache.storage_writer(key).force().insert(record));
     }
 
+    /// Whether the disk index has `key` (it may still fail its checks).
+    pub fn contains(&self, key: &str) -> bool {
+        !self.failed.load(Ordering::Relaxed)
+            && self
+                .guard(|| self.cache.storage().may_contains(key))
+                .unwrap_or(false)
+    }
+
     /// Removes `key` from disk (purge, replaced images).
     pub fn remove(&self, key: &str) {
         if !self.failed.load(Ordering::Relaxed) {
