@@ -10,7 +10,7 @@
 
 #![allow(dead_code)]
 
-pub mod fixtures;
+pub use img_proxy_test_support as fixtures;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
