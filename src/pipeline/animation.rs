@@ -55,7 +55,14 @@ pub(crate) fn animate(
         let (r, first) = match &mut render {
             Some(r) => r,
             None => render.insert((
-                Render::new(size, info.orientation, info.icc.as_deref(), opts, out, limits.max_pixels)?,
+                Render::new(
+                    size,
+                    info.orientation,
+                    info.icc.as_deref(),
+                    opts,
+                    out,
+                    limits.max_pixels,
+                )?,
                 size,
             )),
         };
@@ -69,7 +76,12 @@ pub(crate) fn animate(
         let px = r.run(f.px)?;
         let e = match &mut enc {
             Some(e) => e,
-            None => enc.insert(webp::AnimEncoder::new(px.w, px.h, opts.quality, f.loop_count)?),
+            None => enc.insert(webp::AnimEncoder::new(
+                px.w,
+                px.h,
+                opts.quality,
+                f.loop_count,
+            )?),
         };
         e.add(&px, f.ms)
     })?;

@@ -39,7 +39,9 @@ fn unsupported() -> PipelineError {
 pub(crate) fn serve_as_is(opts: &TransformOptions) -> bool {
     opts.w.is_none()
         && opts.h.is_none()
-        && opts.format.is_none_or(|f| f == super::options::OutputFormat::Avif)
+        && opts
+            .format
+            .is_none_or(|f| f == super::options::OutputFormat::Avif)
         && (!CAN_DECODE || opts.quality == DEFAULT_QUALITY)
 }
 

@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use moxcms::{ColorProfile, DataColorSpace, Layout, Transform8BitExecutor, TransformOptions};
 
-use super::pixels::Pixels;
 use super::error::PipelineError;
+use super::pixels::Pixels;
 
 type Verdict = Option<Arc<Transform8BitExecutor>>;
 

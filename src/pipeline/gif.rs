@@ -35,7 +35,8 @@ pub(crate) fn decode_first_frame(data: &[u8], max_pixels: u64) -> Result<Pixels,
     let (w, h) = dec.dimensions();
     check_pixels(w, h, max_pixels)?;
     let mut buf = Pixels::zeroed_buffer(dec.total_bytes())?;
-    dec.read_image(&mut buf).map_err(PipelineError::from_image)?;
+    dec.read_image(&mut buf)
+        .map_err(PipelineError::from_image)?;
     Ok(Pixels::new(w, h, 4, buf))
 }
 
@@ -141,4 +142,3 @@ pub(crate) fn walk_blocks(d: &[u8], mut on_image: impl FnMut(u16, u16) -> bool) 
         }
     }
 }
-

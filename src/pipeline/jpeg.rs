@@ -118,7 +118,11 @@ pub(crate) enum JpegPixels {
 /// upsampling and colour work. A progressive file at 1/8 goes to the
 /// DC-only decoder when it is in its scope, otherwise to libjpeg on a copy
 /// without the AC scans it would not use. CMYK comes out as RGB.
-pub(crate) fn decode_scaled(src: &[u8], info: &Probe, plan: &Plan) -> Result<Pixels, PipelineError> {
+pub(crate) fn decode_scaled(
+    src: &[u8],
+    info: &Probe,
+    plan: &Plan,
+) -> Result<Pixels, PipelineError> {
     let num = resize::jpeg_scale(info.width, info.height, plan);
     if info.progressive {
         check_scan_count(src)?;

@@ -365,7 +365,11 @@ fn dc_scan(frame: &mut Frame, scan: &Scan, tables: &Tables) -> Option<()> {
     let (cw, ch) = (frame.comps[sel[0].0].cw, frame.comps[sel[0].0].ch);
     // Non-interleaved scans code one block per MCU, covering only the
     // blocks inside the image; interleaved ones whole MCUs.
-    let total = if single { cw * ch } else { frame.mcus_x * frame.mcus_y };
+    let total = if single {
+        cw * ch
+    } else {
+        frame.mcus_x * frame.mcus_y
+    };
     let restart_interval = tables.restart_interval;
     for m in 0..total {
         if restart_interval > 0 && m > 0 && m % restart_interval == 0 {

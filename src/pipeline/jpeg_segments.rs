@@ -190,7 +190,8 @@ mod tests {
     fn walks_segments_scans_and_eoi() {
         // SOI, APP0 (len 4), SOS (len 3) + data with a stuffed zero and a
         // restart marker, EOI.
-        let d = b"\xFF\xD8\xFF\xE0\x00\x04ab\xFF\xDA\x00\x03\x01\x12\xFF\x00\x34\xFF\xD0\x56\xFF\xD9";
+        let d =
+            b"\xFF\xD8\xFF\xE0\x00\x04ab\xFF\xDA\x00\x03\x01\x12\xFF\x00\x34\xFF\xD0\x56\xFF\xD9";
         let segs: Vec<Segment> = Segments::new(d).map(|s| s.expect("segment")).collect();
         assert_eq!(segs.len(), 3);
         assert_eq!((segs[0].marker, segs[0].payload.clone()), (0xE0, 6..8));

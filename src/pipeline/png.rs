@@ -45,7 +45,8 @@ pub(crate) fn decode(data: &[u8], max_pixels: u64) -> Result<DecodedPng, Pipelin
     check_pixels(w, h, max_pixels)?;
     let ct = dec.color_type();
     let mut buf = Pixels::zeroed_buffer(dec.total_bytes())?;
-    dec.read_image(&mut buf).map_err(PipelineError::from_image)?;
+    dec.read_image(&mut buf)
+        .map_err(PipelineError::from_image)?;
     let (ch, wide) = match ct {
         ColorType::L8 => (1, false),
         ColorType::La8 => (2, false),

@@ -9,9 +9,9 @@
 use super::avif;
 use super::bytes::{be16, be32, le16, le24, le32};
 use super::error::{check_pixels, PipelineError};
-use super::limits::Limits;
 use super::gif;
 use super::jpeg_segments::{SegmentError, Segments, EOI, SOS};
+use super::limits::Limits;
 use super::sniff::SourceFormat;
 use super::webp;
 
@@ -180,7 +180,12 @@ impl<'a> IccChunks<'a> {
             .iter()
             .enumerate()
             .all(|(i, c)| usize::from(c.0) == i + 1);
-        in_order.then(|| self.chunks.iter().flat_map(|c| c.1.iter().copied()).collect())
+        in_order.then(|| {
+            self.chunks
+                .iter()
+                .flat_map(|c| c.1.iter().copied())
+                .collect()
+        })
     }
 }
 

@@ -39,7 +39,13 @@ const STEPS: &[Step] = &[
     |px, r| resize::resample(px, &r.plan), // centred crop, Lanczos3 to the planned size
     |px, r| color::to_srgb_if(px, r.icc),  // embedded profile -> sRGB
     |px, r| Ok(px.orient(r.orientation)),  // upright, on the small image
-    |px, r| Ok(canvas::finish(px, r.plan.displayed_canvas(r.orientation), r.out)), // alpha and padding
+    |px, r| {
+        Ok(canvas::finish(
+            px,
+            r.plan.displayed_canvas(r.orientation),
+            r.out,
+        ))
+    }, // alpha and padding
 ];
 
 impl<'a> Render<'a> {

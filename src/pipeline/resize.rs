@@ -9,9 +9,9 @@
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
+use super::error::PipelineError;
 use super::options::{Fit, TransformOptions};
 use super::pixels::Pixels;
-use super::error::PipelineError;
 
 /// What to do to get from the source to the output, in displayed
 /// orientation.

@@ -66,7 +66,11 @@ pub fn transform(
 
 /// The steps: sniff -> pass through? -> probe -> animate? -> decode
 /// (scaled) -> render -> encode.
-fn steps(src: &[u8], opts: &TransformOptions, limits: &Limits) -> Result<Transformed, PipelineError> {
+fn steps(
+    src: &[u8],
+    opts: &TransformOptions,
+    limits: &Limits,
+) -> Result<Transformed, PipelineError> {
     let format = sniff(src).ok_or_else(|| {
         PipelineError::Unsupported("not a JPEG, PNG, GIF, WebP or AVIF image".into())
     })?;

@@ -53,12 +53,7 @@ pub(crate) fn features(d: &[u8]) -> Result<Features, PipelineError> {
 }
 
 /// Still WebP through libwebp's one-shot decoder, into a buffer we own.
-pub(crate) fn decode(
-    data: &[u8],
-    w: u32,
-    h: u32,
-    alpha: bool,
-) -> Result<Pixels, PipelineError> {
+pub(crate) fn decode(data: &[u8], w: u32, h: u32, alpha: bool) -> Result<Pixels, PipelineError> {
     let ch: u8 = if alpha { 4 } else { 3 };
     let stride = w as usize * ch as usize;
     let mut buf = Pixels::zeroed_buffer(stride as u64 * u64::from(h))?;

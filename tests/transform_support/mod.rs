@@ -12,7 +12,7 @@ pub use img_proxy::pipeline::{
 pub use img_proxy_test_support::*;
 pub use jpeg_encoder::{ColorType as JColor, SamplingFactor};
 
-fn opts(
+pub fn opts(
     w: Option<u32>,
     h: Option<u32>,
     fit: Fit,
@@ -29,7 +29,7 @@ fn opts(
 
 /// Transforms with the default limits and checks that the bytes are what
 /// the result says they are.
-fn run(src: &[u8], o: &TransformOptions) -> Transformed {
+pub fn run(src: &[u8], o: &TransformOptions) -> Transformed {
     let t = transform(src, o, &Limits::default()).expect("transform");
     assert_eq!(
         sniff(&t.bytes).map(|f| f.mime()),
@@ -40,7 +40,7 @@ fn run(src: &[u8], o: &TransformOptions) -> Transformed {
 }
 
 /// Whether any EXIF, XMP or ICC marker is left in `b`.
-fn has_metadata(b: &[u8]) -> bool {
+pub fn has_metadata(b: &[u8]) -> bool {
     let has = |needle: &[u8]| b.windows(needle.len()).any(|w| w == needle);
     has(b"Exif")
         || has(b"ICC_PROFILE")
@@ -54,7 +54,7 @@ fn has_metadata(b: &[u8]) -> bool {
 /// 16x8, hand-built: left half opaque red, right half fully transparent,
 /// one column half-transparent blue (unlike the shared [`rgba_png`], whose
 /// right half is all transparent).
-fn rgba_png_soft_column() -> Vec<u8> {
+pub fn rgba_png_soft_column() -> Vec<u8> {
     raw_png(16, 8, 8, 6, false, &[], |x, _| match x {
         0..=7 => vec![255, 0, 0, 255],
         8 => vec![0, 0, 255, 128],
