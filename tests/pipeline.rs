@@ -8,8 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::fixtures::*;
 use common::*;
+use img_proxy_test_support::*;
 
 /// One answer, read in full so headers and body can be checked together.
 struct Answer {

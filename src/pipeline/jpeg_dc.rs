@@ -500,6 +500,43 @@ mod tests {
         stored_plan(p.width, p.height, 1, &opts.normalized())
     }
 
+    /// Progressive encodings of `data` (RGB) and `gray`, with the mean
+    /// difference from libjpeg each may have.
+    fn progressive_cases(data: &[u8], gray: &[u8], w: u16, h: u16) -> Vec<(Vec<u8>, f64)> {
+        vec![
+            (
+                jpeg(data, w, h, JColor::Rgb, |e| e.set_progressive(true)),
+                0.5,
+            ),
+            (
+                jpeg(data, w, h, JColor::Rgb, |e| {
+                    e.set_progressive(true);
+                    e.set_restart_interval(3);
+                }),
+                0.5,
+            ),
+            (
+                jpeg(data, w, h, JColor::Rgb, |e| {
+                    e.set_progressive(true);
+                    e.set_sampling_factor(SamplingFactor::F_2_1);
+                }),
+                1.5,
+            ),
+            (
+                jpeg(data, w, h, JColor::Rgb, |e| {
+                    e.set_progressive(true);
+                    e.set_sampling_factor(SamplingFactor::F_2_2);
+                    e.set_restart_interval(5);
+                }),
+                1.5,
+            ),
+            (
+                jpeg(gray, w, h, JColor::Luma, |e| e.set_progressive(true)),
+                0.5,
+            ),
+        ]
+    }
+
     #[test]
     fn dc_only_decoder_matches_libjpeg() {
         let (w, h) = (203usize, 77usize); // not multiples of 8 or 16
@@ -515,42 +552,7 @@ mod tests {
             libjpeg::JpegPixels::Ready(p) => p,
             libjpeg::JpegPixels::Cmyk(p) => p,
         };
-        let cases: Vec<(Vec<u8>, f64)> = vec![
-            (
-                jpeg(&data, w as u16, h as u16, JColor::Rgb, |e| {
-                    e.set_progressive(true)
-                }),
-                0.5,
-            ),
-            (
-                jpeg(&data, w as u16, h as u16, JColor::Rgb, |e| {
-                    e.set_progressive(true);
-                    e.set_restart_interval(3);
-                }),
-                0.5,
-            ),
-            (
-                jpeg(&data, w as u16, h as u16, JColor::Rgb, |e| {
-                    e.set_progressive(true);
-                    e.set_sampling_factor(SamplingFactor::F_2_1);
-                }),
-                1.5,
-            ),
-            (
-                jpeg(&data, w as u16, h as u16, JColor::Rgb, |e| {
-                    e.set_progressive(true);
-                    e.set_sampling_factor(SamplingFactor::F_2_2);
-                    e.set_restart_interval(5);
-                }),
-                1.5,
-            ),
-            (
-                jpeg(&gray, w as u16, h as u16, JColor::Luma, |e| {
-                    e.set_progressive(true)
-                }),
-                0.5,
-            ),
-        ];
+        let cases = progressive_cases(&data, &gray, w as u16, h as u16);
         for (i, (src, max_mean)) in cases.iter().enumerate() {
             let ours = decode(src).unwrap_or_else(|| panic!("case {i}: not decoded"));
             let reference = with_libjpeg(src);

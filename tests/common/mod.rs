@@ -10,8 +10,6 @@
 
 #![allow(dead_code)]
 
-pub use img_proxy_test_support as fixtures;
-
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
 use std::path::PathBuf;
