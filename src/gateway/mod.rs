@@ -121,7 +121,8 @@ async fn handle(
     let (url, requested) = parse_image_query(query)?;
     // `format=auto` is settled here, so the negotiated format is part of
     // the options the worker caches under.
-    let (opts, vary_accept) = requested.resolve(accept);
+    let resolved = requested.resolve(accept);
+    let opts = resolved.options;
     let mut resp = match &gw.backends {
         Backends::Local(worker) => {
             let (img, hit) = worker.fetch(&url, &opts).await.map_err(ApiError::Worker)?;
@@ -133,7 +134,7 @@ async fn handle(
             forward::forward(gw, keys, &workers, &url, &opts, request_id).await?
         }
     };
-    if vary_accept {
+    if resolved.varies_on_accept {
         resp.headers_mut()
             .insert(header::VARY, HeaderValue::from_static("Accept"));
     }

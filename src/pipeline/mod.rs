@@ -35,6 +35,6 @@ mod resize;
 #[cfg(test)]
 mod tests;
 
-pub use options::{Fit, OptionError, OutputFormat, RequestedOptions, TransformOptions};
+pub use options::{Fit, OptionError, OutputFormat, RequestedOptions, Resolved, TransformOptions};
 pub use pool::{Pool, PoolBusy, PoolError};
 pub use transform::{transform, Limits, PipelineError, Transformed, MAX_SOURCE_PIXELS};

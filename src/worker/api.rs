@@ -69,7 +69,7 @@ impl CacheRequest {
             })
             .collect();
         let requested = RequestedOptions::from_query(values.iter().map(|(k, v)| (*k, v.as_str())))?;
-        Ok((url, requested.resolve(None).0))
+        Ok((url, requested.resolve(None).options))
     }
 }
 
@@ -137,7 +137,7 @@ async fn require_signature(
 
 async fn lookup(State(worker): State<Arc<Worker>>, req: Request) -> Response {
     let (url, opts) = match parse_image_query(req.uri().query()) {
-        Ok((url, requested)) => (url, requested.resolve(None).0),
+        Ok((url, requested)) => (url, requested.resolve(None).options),
         Err(e) => return e.into_response(),
     };
     match worker.lookup(&url, &opts).await {
