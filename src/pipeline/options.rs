@@ -559,10 +559,16 @@ mod tests {
         );
         let format_and_vary = |r: Resolved| (r.options.format, r.varies_on_accept);
         let webp = Some(OutputFormat::WebP);
-        assert_eq!(format_and_vary(r.resolve(Some("image/webp,*/*"))), (webp, true));
+        assert_eq!(
+            format_and_vary(r.resolve(Some("image/webp,*/*"))),
+            (webp, true)
+        );
         let no_avif = r.resolve(Some("image/avif;q=0, image/webp"));
         assert_eq!(format_and_vary(no_avif), (webp, true));
-        assert_eq!(format_and_vary(r.resolve(Some("image/*,*/*"))), (None, true));
+        assert_eq!(
+            format_and_vary(r.resolve(Some("image/*,*/*"))),
+            (None, true)
+        );
         assert_eq!(format_and_vary(r.resolve(None)), (None, true));
         let exact = parse("format=webp").unwrap().resolve(Some(chrome));
         assert_eq!(format_and_vary(exact), (webp, false));
