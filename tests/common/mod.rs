@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+pub mod answer;
 pub mod fixtures;
 
 use std::collections::HashMap;
