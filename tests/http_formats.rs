@@ -9,17 +9,9 @@ use common::answer::*;
 use common::fixtures::*;
 use common::*;
 
-/// An origin holding a 64x48 quadrant PNG, and a node to ask.
-async fn setup(name: &str) -> (Origin, String, Node) {
-    let origin = Origin::start().await;
-    let src = origin.url(&origin.put("q.png", quadrant_png(64, 48), "image/png"));
-    let node = standalone(name, &[]).await;
-    (origin, src, node)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_output_format_is_what_content_type_says_with_the_picture_intact() {
-    let (_origin, src, node) = setup("formats").await;
+    let (_origin, src, node) = quadrant_png_source("formats").await;
     for (format, mime) in [
         ("jpeg", "image/jpeg"),
         ("png", "image/png"),
@@ -36,7 +28,7 @@ async fn every_output_format_is_what_content_type_says_with_the_picture_intact()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn format_alone_converts_at_the_source_size() {
-    let (_origin, src, node) = setup("convert").await;
+    let (_origin, src, node) = quadrant_png_source("convert").await;
     for (format, mime) in [
         ("jpeg", "image/jpeg"),
         ("webp", "image/webp"),
@@ -60,7 +52,7 @@ async fn a_jpeg_source_stays_jpeg() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn format_auto_follows_accept_and_varies_on_it() {
-    let (_origin, src, node) = setup("auto").await;
+    let (_origin, src, node) = quadrant_png_source("auto").await;
     let q = [("w", "32"), ("format", "auto")];
     for (accept, mime) in [
         (Some(AVIF_FIRST), "image/avif"),
@@ -78,7 +70,7 @@ async fn format_auto_follows_accept_and_varies_on_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_negotiated_format_is_its_own_cache_entry() {
-    let (origin, src, node) = setup("auto-entries").await;
+    let (origin, src, node) = quadrant_png_source("auto-entries").await;
     let q = [("w", "32"), ("format", "auto")];
     for (accept, mime) in [
         (Some(AVIF_FIRST), "image/avif"),
@@ -99,7 +91,7 @@ async fn each_negotiated_format_is_its_own_cache_entry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_explicit_format_ignores_accept_and_does_not_vary() {
-    let (_origin, src, node) = setup("explicit").await;
+    let (_origin, src, node) = quadrant_png_source("explicit").await;
     let q = [("w", "32"), ("format", "webp")];
     let a = ask_with(&node, &src, &q, Some(AVIF_FIRST)).await;
     a.image("image/webp", (32, 24), "format=webp");

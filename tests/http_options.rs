@@ -8,17 +8,9 @@ use common::answer::*;
 use common::fixtures::*;
 use common::*;
 
-/// An origin holding a 64x48 quadrant PNG, and a node to ask.
-async fn setup(name: &str) -> (Origin, String, Node) {
-    let origin = Origin::start().await;
-    let src = origin.url(&origin.put("q.png", quadrant_png(64, 48), "image/png"));
-    let node = standalone(name, &[]).await;
-    (origin, src, node)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_options_are_refused_with_400_naming_the_option_before_any_fetch() {
-    let (origin, src, node) = setup("opts").await;
+    let (origin, src, node) = quadrant_png_source("opts").await;
     for (query, name) in [
         (&[("w", "-5")][..], "w"),
         (&[("w", "abc")], "w"),
@@ -45,7 +37,7 @@ async fn invalid_options_are_refused_with_400_naming_the_option_before_any_fetch
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_largest_and_smallest_allowed_values_are_accepted() {
-    let (_origin, src, node) = setup("bounds").await;
+    let (_origin, src, node) = quadrant_png_source("bounds").await;
     // w=8192 never enlarges here
     let a = ask(&node, &src, &[("w", "8192"), ("h", "3"), ("dpr", "4")]).await;
     a.image("image/png", (16, 12), "w=8192&h=3&dpr=4");
@@ -55,7 +47,7 @@ async fn the_largest_and_smallest_allowed_values_are_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_options_pass_the_original_byte_for_byte() {
-    let (_origin, src, node) = setup("original").await;
+    let (_origin, src, node) = quadrant_png_source("original").await;
     let a = ask(&node, &src, &[]).await;
     a.image("image/png", (64, 48), "original");
     assert_eq!(&a.body[..], &quadrant_png(64, 48)[..]);
@@ -63,7 +55,7 @@ async fn no_options_pass_the_original_byte_for_byte() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inside_keeps_the_aspect_ratio_and_never_enlarges() {
-    let (_origin, src, node) = setup("inside").await;
+    let (_origin, src, node) = quadrant_png_source("inside").await;
     for (query, size) in [
         (&[("w", "32")][..], (32, 24)),
         (&[("h", "12")], (16, 12)),
@@ -81,7 +73,7 @@ async fn inside_keeps_the_aspect_ratio_and_never_enlarges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cover_contain_and_fill_give_the_exact_box_enlarging_if_asked() {
-    let (_origin, src, node) = setup("boxes").await;
+    let (_origin, src, node) = quadrant_png_source("boxes").await;
     for (query, size) in [
         (&[("w", "32"), ("h", "32"), ("fit", "cover")][..], (32, 32)),
         (&[("w", "128"), ("h", "100"), ("fit", "cover")], (128, 100)),
@@ -100,14 +92,14 @@ async fn cover_contain_and_fill_give_the_exact_box_enlarging_if_asked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cover_crops_the_centre() {
-    let (_origin, src, node) = setup("cover").await;
+    let (_origin, src, node) = quadrant_png_source("cover").await;
     let a = ask(&node, &src, &[("w", "32"), ("h", "32"), ("fit", "cover")]).await;
     assert_quadrants(&a.decode(), 40, "cover");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contain_pads_png_with_transparency_and_jpeg_with_white() {
-    let (_origin, src, node) = setup("contain").await;
+    let (_origin, src, node) = quadrant_png_source("contain").await;
     let a = ask(&node, &src, &[("w", "40"), ("h", "40"), ("fit", "contain")]).await;
     let img = a.decode();
     assert_eq!(px(&img, 20, 1)[3], 0, "contain pads PNG with transparency");
@@ -126,7 +118,7 @@ async fn contain_pads_png_with_transparency_and_jpeg_with_white() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dpr_multiplies_both_sides() {
-    let (_origin, src, node) = setup("dpr").await;
+    let (_origin, src, node) = quadrant_png_source("dpr").await;
     for (query, size) in [
         (&[("w", "10"), ("dpr", "2")][..], (20, 15)),
         (&[("h", "10"), ("dpr", "1.5")], (20, 15)),
@@ -143,7 +135,7 @@ async fn dpr_multiplies_both_sides() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_variant_is_a_hit_with_the_same_bytes_and_etag() {
-    let (_origin, src, node) = setup("repeat").await;
+    let (_origin, src, node) = quadrant_png_source("repeat").await;
     for query in [
         &[("w", "32")][..],
         &[("w", "20"), ("h", "20"), ("fit", "cover")],
@@ -162,7 +154,7 @@ async fn a_repeated_variant_is_a_hit_with_the_same_bytes_and_etag() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn equivalent_spellings_share_one_cache_entry() {
-    let (_origin, src, node) = setup("spellings").await;
+    let (_origin, src, node) = quadrant_png_source("spellings").await;
     ask(&node, &src, &[("w", "32")])
         .await
         .image("image/png", (32, 24), "w=32");
@@ -205,7 +197,7 @@ async fn q_reaches_the_encoder_and_is_its_own_entry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_variant_of_a_source_costs_one_origin_fetch() {
-    let (origin, src, node) = setup("one-fetch").await;
+    let (origin, src, node) = quadrant_png_source("one-fetch").await;
     for query in [
         &[("w", "32")][..],
         &[("h", "10")],

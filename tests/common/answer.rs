@@ -3,8 +3,8 @@
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
 
-use super::fixtures::{decode, dimensions, magic};
-use super::{client, get_image_with, Node};
+use super::fixtures::{decode, dimensions, magic, quadrant_png};
+use super::{client, get_image_with, Node, Origin};
 
 /// `Accept` of a browser that takes AVIF.
 pub const AVIF_FIRST: &str = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8";
@@ -122,4 +122,13 @@ pub async fn standalone(name: &str, env: &[(&str, String)]) -> Node {
     let node = Node::spawn("", name, env);
     node.wait_up().await;
     node
+}
+
+/// An origin holding a 64x48 quadrant PNG (`/files/q.png`), its URL, and a
+/// standalone node to ask.
+pub async fn quadrant_png_source(name: &str) -> (Origin, String, Node) {
+    let origin = Origin::start().await;
+    let src = origin.url(&origin.put("q.png", quadrant_png(64, 48), "image/png"));
+    let node = standalone(name, &[]).await;
+    (origin, src, node)
 }
