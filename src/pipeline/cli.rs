@@ -68,7 +68,7 @@ impl TransformArgs {
             pairs.push(("format", f));
         }
         let req = RequestedOptions::from_query(pairs)?;
-        Ok(req.resolve(None).0)
+        Ok(req.resolve(None).options)
     }
 }
 

@@ -54,6 +54,6 @@ mod resize;
 mod webp;
 
 pub use error::PipelineError;
-pub use options::{Fit, OptionError, OutputFormat, RequestedOptions, TransformOptions};
+pub use options::{Fit, OptionError, OutputFormat, RequestedOptions, Resolved, TransformOptions};
 pub use pool::{Pool, PoolError};
 pub use transform::{transform, Limits, Transformed, MAX_SOURCE_PIXELS};

@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod answer;
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
 use std::path::PathBuf;
