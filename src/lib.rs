@@ -21,7 +21,8 @@
 //! - [`worker`]: the cache and the guarded origin fetch (`get_or_fill`).
 //! - [`cluster`]: gossip membership, placement, and the keys and signatures
 //!   that keep outsiders out.
-//! - [`pipeline`]: what looks inside image bytes.
+//! - [`pipeline`]: what looks inside image bytes, as a list of steps
+//!   (probe, decode, render, encode; `pipeline/transform.rs` lists them).
 //! - [`metrics`]: Prometheus metrics, one registry per node.
 //! - [`error`]: the one place where errors become HTTP statuses.
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::fixtures::*;
+use img_proxy_test_support::*;
 
 /// Runs `img-proxy transform` with `args`; returns success and stderr.
 fn transform_cli(args: &[&str]) -> (bool, String) {

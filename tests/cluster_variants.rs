@@ -5,8 +5,8 @@
 mod common;
 
 use common::answer::*;
-use common::fixtures::*;
 use common::*;
+use img_proxy_test_support::*;
 
 /// Ten variants of a 64x48 JPEG, with the type and size each must have.
 const VARIANTS: [(Query, &str, (u32, u32)); 10] = [

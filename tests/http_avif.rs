@@ -7,8 +7,8 @@
 mod common;
 
 use common::answer::*;
-use common::fixtures::*;
 use common::*;
+use img_proxy_test_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_avif_source_converts_to_every_format() {

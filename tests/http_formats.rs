@@ -6,8 +6,8 @@
 mod common;
 
 use common::answer::*;
-use common::fixtures::*;
 use common::*;
+use img_proxy_test_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_output_format_is_what_content_type_says_with_the_picture_intact() {

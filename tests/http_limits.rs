@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::answer::*;
-use common::fixtures::*;
 use common::*;
+use img_proxy_test_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decompression_bomb_is_refused_from_its_header_quickly() {

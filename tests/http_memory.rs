@@ -5,8 +5,8 @@
 mod common;
 
 use common::answer::*;
-use common::fixtures::*;
 use common::*;
+use img_proxy_test_support::*;
 
 /// Peak resident memory of a running node, from `/proc/<pid>/status`.
 fn peak_rss_bytes(node: &Node) -> u64 {

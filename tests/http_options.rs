@@ -5,8 +5,8 @@
 mod common;
 
 use common::answer::*;
-use common::fixtures::*;
 use common::*;
+use img_proxy_test_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_options_are_refused_with_400_naming_the_option_before_any_fetch() {

@@ -3,8 +3,8 @@
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
 
-use super::fixtures::{decode, dimensions, magic, quadrant_png};
 use super::{client, get_image_with, Node, Origin};
+use img_proxy_test_support::{decode, dimensions, magic, quadrant_png};
 
 /// `Accept` of a browser that takes AVIF.
 pub const AVIF_FIRST: &str = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8";

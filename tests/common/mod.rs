@@ -11,7 +11,6 @@
 #![allow(dead_code)]
 
 pub mod answer;
-pub mod fixtures;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};
