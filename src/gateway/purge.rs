@@ -27,8 +27,8 @@ use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::Member;
 use crate::cluster::purges::unix_millis;
 use crate::error::ApiError;
-use crate::worker::parse_source_url;
-use crate::RequestId;
+use crate::protocol::purge::parse_purge_query;
+use crate::protocol::{RequestId, FILL_PATH};
 
 /// Compares two tokens in time independent of where they differ: both are
 /// hashed first, so lengths leak nothing either.
@@ -57,15 +57,6 @@ fn authorize(gw: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The `url` parameter, checked like an image request's.
-fn purge_url(query: Option<&str>) -> Result<Url, ApiError> {
-    let raw = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "url")
-        .map(|(_, v)| v.into_owned())
-        .ok_or_else(|| ApiError::BadRequest("missing `url` query parameter".into()))?;
-    parse_source_url(&raw).map_err(ApiError::BadRequest)
-}
-
 /// Handler of `DELETE /image`.
 pub(super) async fn purge(
     State(gw): State<Arc<Gateway>>,
@@ -75,7 +66,7 @@ pub(super) async fn purge(
 ) -> Response {
     let result = async {
         authorize(&gw, &headers)?;
-        let url = purge_url(query.as_deref())?;
+        let (url, _) = parse_purge_query(query.as_deref())?;
         let removed = purge_everywhere(&gw, &url, &request_id).await?;
         Ok::<_, ApiError>(Json(
             serde_json::json!({ "url": url.as_str(), "removed": removed }),
@@ -96,7 +87,7 @@ async fn purge_everywhere(
 ) -> Result<usize, ApiError> {
     let at = SystemTime::now();
     match &gw.backends {
-        Backends::Local(worker) => Ok(worker.purge(url.as_str(), at).await),
+        Backends::Local(worker) => Ok(worker.purge(url, at).await),
         Backends::Cluster { membership, keys } => {
             let (key, value) = gw.purges.record(url.as_str(), at);
             membership.publish(&key, &value).await;
@@ -132,7 +123,7 @@ async fn purge_on(
     at_ms: u64,
     request_id: &RequestId,
 ) -> Option<usize> {
-    let mut endpoint = Url::parse(&format!("http://{}/v1/cache", worker.http_addr)).ok()?;
+    let mut endpoint = Url::parse(&format!("http://{}{FILL_PATH}", worker.http_addr)).ok()?;
     endpoint
         .query_pairs_mut()
         .append_pair("url", url.as_str())

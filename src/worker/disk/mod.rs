@@ -317,6 +317,14 @@ impl DiskTier {
         allocated_bytes(&self.dir)
     }
 
+    /// [`DiskTier::close`], giving up after `deadline` (a hung disk must not
+    /// hold the process past its stop grace period).
+    pub async fn close_within(&self, deadline: Duration) {
+        if tokio::time::timeout(deadline, self.close()).await.is_err() {
+            warn!("closing the disk cache took too long; its last writes are lost");
+        }
+    }
+
     /// Finishes pending writes and closes the files (graceful shutdown).
     pub async fn close(&self) {
         if self.failed.load(Ordering::Relaxed) {
