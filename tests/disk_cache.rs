@@ -1,10 +1,9 @@
-//! The disk tier (`CACHE_DIR`): what survives a restart, what a damaged
-//! entry does, and start-up errors.
+//! The disk tier (`CACHE_DIR`): what survives a restart and what a damaged
+//! entry does. Start-up errors about it are in `startup.rs`.
 
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -151,68 +150,4 @@ async fn a_damaged_disk_entry_is_refetched_never_served() {
     assert!(node.logs().contains("damaged disk cache entry"));
     let r = get_image(&node, &source, &[]).await;
     assert_eq!(header(&r, "x-cache"), "HIT");
-}
-
-async fn start_error(env: &[(&str, String)]) -> (i32, String) {
-    let mut cmd = tokio::process::Command::new(binary());
-    cmd.arg("worker")
-        .env_clear()
-        .env("CLUSTER_SECRET", SECRET)
-        .env("NAME", "w")
-        .env("HTTP_ADDR", format!("127.0.0.1:{}", free_tcp_port()))
-        .env("GOSSIP_ADDR", format!("127.0.0.1:{}", free_udp_port()))
-        .stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = tokio::time::timeout(Duration::from_secs(10), cmd.output())
-        .await
-        .expect("start-up error must not hang")
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
-fn assert_one_line_naming(code: i32, err: &str, var: &str) {
-    assert_ne!(code, 0, "{err}");
-    assert!(err.contains(var), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-}
-
-#[tokio::test]
-async fn an_unwritable_cache_dir_exits_with_one_line() {
-    let dir = tempfile::tempdir().unwrap();
-    // Root writes through file modes, so as root use a directory no one
-    // can create files in.
-    let unwritable = if is_root() {
-        Path::new("/proc").to_path_buf()
-    } else {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
-        dir.path().to_path_buf()
-    };
-    let (code, err) = start_error(&[("CACHE_DIR", unwritable.display().to_string())]).await;
-    assert_one_line_naming(code, &err, "CACHE_DIR");
-    assert!(err.contains("cannot write"), "{err}");
-}
-
-#[tokio::test]
-async fn a_missing_cache_dir_exits_with_one_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("nope");
-    let (code, err) = start_error(&[("CACHE_DIR", missing.display().to_string())]).await;
-    assert_one_line_naming(code, &err, "CACHE_DIR");
-    let (code, err) = start_error(&[
-        ("CACHE_DIR", dir.path().display().to_string()),
-        ("CACHE_DISK_BYTES", "lots".into()),
-    ])
-    .await;
-    assert_one_line_naming(code, &err, "CACHE_DISK_BYTES");
-}
-
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }

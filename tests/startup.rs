@@ -116,3 +116,46 @@ async fn help_lists_every_variable_with_its_default() {
         assert!(help.contains(default), "default {default} of {var} missing");
     }
 }
+
+/// Start-up with `CACHE_DIR` set to `dir`: must be refused in one line.
+async fn assert_cache_dir_refused(dir: &std::path::Path, why: &str) {
+    let dir = dir.display().to_string();
+    let env = [
+        ("CLUSTER_SECRET", SECRET),
+        ("NAME", "w"),
+        ("CACHE_DIR", dir.as_str()),
+    ];
+    let (code, err) = start_error(&["worker"], &env).await;
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("CACHE_DIR") && err.contains(why), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[tokio::test]
+async fn an_unwritable_cache_dir_exits_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // Root writes through file modes, so as root use a directory no one
+    // can create files in.
+    let unwritable = if is_root() {
+        std::path::PathBuf::from("/proc")
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+        dir.path().to_path_buf()
+    };
+    assert_cache_dir_refused(&unwritable, "cannot write").await;
+}
+
+#[tokio::test]
+async fn a_missing_cache_dir_exits_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_cache_dir_refused(&dir.path().join("nope"), "no such directory").await;
+    let dir = dir.path().display().to_string();
+    let env = [("CACHE_DIR", dir.as_str()), ("CACHE_DISK_BYTES", "lots")];
+    assert_start_refused(&[], &env, "CACHE_DISK_BYTES").await;
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
