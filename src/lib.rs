@@ -18,6 +18,7 @@
 //! - [`pipeline`]: what looks inside image bytes.
 //! - [`metrics`]: Prometheus metrics, one registry per node.
 //! - [`error`]: the one place where errors become HTTP statuses.
+//! - [`probe`]: `img-proxy probe URL`, the image's own healthcheck.
 
 pub mod cluster;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod gateway;
 pub mod metrics;
 pub mod pipeline;
+pub mod probe;
 pub mod server;
 pub mod worker;
 

@@ -1,6 +1,6 @@
 //! Assembling a node: one HTTP server whose routes depend on the role.
 //!
-//! Every node serves `/health` and `/metrics`. A gateway (or standalone
+//! Every node serves `/health`, `/ready` and `/metrics`. A gateway (or standalone
 //! node) adds the public `/image`; a worker adds the internal `/v1/*` API.
 //! Cluster roles also join gossip. On SIGTERM or Ctrl-C a node announces
 //! that it is leaving, stops accepting connections, lets in-flight requests
@@ -31,6 +31,8 @@ use crate::metrics::Metrics;
 use crate::pipeline::Limits;
 use crate::worker::fetch::{install_crypto_provider, FetchConfig};
 use crate::worker::{self, Worker, WorkerConfig};
+
+mod ready;
 
 /// From the shutdown signal to exit, whatever is still in flight.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(9);
@@ -138,6 +140,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         None => None,
     };
 
+    let readiness = ready::Readiness {
+        name: cfg.name.clone(),
+        role: cfg.role,
+        membership: membership.clone(),
+    };
     let node = Node {
         name: cfg.name.clone(),
         role: cfg.role,
@@ -150,7 +157,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
-        .with_state(node);
+        .with_state(node)
+        .merge(ready::routes(readiness));
     if let Some(g) = gateway {
         app = app.merge(gateway::routes(g));
     }
