@@ -8,14 +8,18 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# The workspace's test-support crate is only a dev-dependency: its manifest
+# (with an empty library) is enough for cargo to load the workspace, and
+# only the img-proxy package is built.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+COPY test-support/Cargo.toml test-support/
+RUN mkdir src test-support/src \
  && echo 'fn main() {}' > src/main.rs \
- && touch src/lib.rs \
- && cargo build --release --locked \
+ && touch src/lib.rs test-support/src/lib.rs \
+ && cargo build --release --locked --package img-proxy \
  && rm -rf src
 COPY src ./src
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked --package img-proxy
 
 # Runtime stage: slim Debian with CA certificates for https origins, and an
 # unprivileged user.
