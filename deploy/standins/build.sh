@@ -29,6 +29,11 @@ here=deploy/standins
 
 log() { printf '[standins] %s\n' "$*" >&2; }
 
+# Temporary roots and build contexts, removed on any exit (a failed build
+# included).
+scratch=()
+trap 'rm -rf "${scratch[@]}"' EXIT
+
 # Every image name the Dockerfile (FROM lines, not stage names) and the
 # compose file (image: lines, not our own img-proxy) refer to.
 named_images() {
@@ -60,8 +65,7 @@ debian_root() {
     need_tool debootstrap
     local root
     root=$(mktemp -d /tmp/standin-root.XXXXXX)
-    # shellcheck disable=SC2064
-    trap "rm -rf '$root'" RETURN
+    scratch+=("$root" "$root.log")
     log "debootstrap --variant=minbase $suite (a few minutes)"
     debootstrap --variant=minbase "$suite" "$root" http://deb.debian.org/debian >"$root.log" 2>&1 || {
         tail -20 "$root.log" >&2
@@ -125,8 +129,7 @@ rust_image() {
     log "building $name from the host toolchain ($toolchain)"
     local ctx
     ctx=$(mktemp -d /tmp/standin-rust.XXXXXX)
-    # shellcheck disable=SC2064
-    trap "rm -rf '$ctx'" RETURN
+    scratch+=("$ctx")
     cp "$here/rust.Dockerfile" "$ctx/Dockerfile"
     cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca-bundle.crt"
     # The toolchain goes in as part of the build context, without its docs.
