@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
-use crate::cluster::Role;
+use crate::cluster::{node_name, Role};
 
 /// Command line of the `img-proxy` binary.
 #[derive(Debug, Parser)]
@@ -45,6 +45,12 @@ pub enum Command {
     /// Resizes/converts image files with exactly the worker's pipeline
     /// (batch thumbnails: several inputs use every core).
     Transform(crate::pipeline::cli::TransformArgs),
+    /// Exits 0 when a URL answers 2xx, 1 otherwise: the image's healthcheck
+    /// (`img-proxy probe http://127.0.0.1:8080/ready`), no curl needed.
+    Probe(crate::probe::ProbeArgs),
+    /// Compares SHA-256 mod N with our rendezvous hashing on synthetic
+    /// URLs: spread over workers and keys moved when one joins or leaves.
+    Placement(crate::cluster::placement_demo::PlacementArgs),
     /// Internal: decodes one AVIF from stdin to raw pixels on stdout. The
     /// workers run it as a child process so that a crash of the AV1
     /// decoder on hostile input cannot take the worker down.
@@ -80,7 +86,8 @@ pub struct NodeArgs {
     #[arg(long, env = "CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
 
-    /// Node name, unique in the cluster [default: host name].
+    /// Node name, unique in the cluster [default: host name; in a Docker
+    /// container named by its id, the container's name].
     #[arg(long, env = "NAME")]
     pub name: Option<String>,
 
@@ -211,14 +218,6 @@ impl NodeArgs {
             (Some(s), _) if s.len() < 16 => return Err(ConfigError::WeakSecret),
             _ => {}
         }
-        let name = match self.name.filter(|n| !n.trim().is_empty()) {
-            Some(n) => n.trim().to_string(),
-            None => gethostname::gethostname()
-                .into_string()
-                .ok()
-                .filter(|n| !n.is_empty())
-                .ok_or(ConfigError::NoName)?,
-        };
         if self.cache_max_bytes == 0 {
             return Err(ConfigError::Zero("CACHE_MAX_BYTES"));
         }
@@ -256,6 +255,10 @@ impl NodeArgs {
             Some(ip) if ip.is_unspecified() => return Err(ConfigError::UnspecifiedAdvertise(ip)),
             Some(ip) => ip,
             None => default_advertise_ip(self.http_addr.ip(), role)?,
+        };
+        let name = match self.name.filter(|n| !n.trim().is_empty()) {
+            Some(n) => n.trim().to_string(),
+            None => node_name::default_name(advertise_ip).ok_or(ConfigError::NoName)?,
         };
         Ok(Config {
             role,

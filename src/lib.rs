@@ -25,6 +25,7 @@
 //!   (probe, decode, render, encode; `pipeline/transform.rs` lists them).
 //! - [`metrics`]: Prometheus metrics, one registry per node.
 //! - [`error`]: the one place where errors become HTTP statuses.
+//! - [`probe`]: `img-proxy probe URL`, the image's own healthcheck.
 
 pub mod cluster;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod error;
 pub mod gateway;
 pub mod metrics;
 pub mod pipeline;
+pub mod probe;
 pub mod protocol;
 pub mod server;
 pub mod worker;

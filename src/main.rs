@@ -46,6 +46,11 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Some(Command::Probe(args)) => return img_proxy::probe::run(&args),
+        Some(Command::Placement(args)) => {
+            print!("{}", img_proxy::cluster::placement_demo::report(&args));
+            return ExitCode::SUCCESS;
+        }
         #[cfg(feature = "avif-decode")]
         Some(Command::DecodeAvif(args)) => {
             return img_proxy::pipeline::avif::child::child_main(&args);
@@ -110,8 +115,11 @@ fn tune_allocator() {}
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal: in `docker logs`, files
+    // and log pipelines they are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if config.json_logs {
         builder.json().init();

@@ -3,7 +3,9 @@
 pub mod auth;
 pub mod keys;
 pub mod membership;
+pub mod node_name;
 pub mod placement;
+pub mod placement_demo;
 pub mod purge_sync;
 pub mod purges;
 pub mod sealed;

@@ -1,6 +1,7 @@
 //! Assembling a node: one HTTP server whose routes depend on the role.
 //!
-//! Every node serves `/health` and `/metrics` ([`node_routes`]). A gateway
+//! Every node serves `/health` and `/metrics` ([`node_routes`]) and
+//! `/ready` ([`ready`]). A gateway
 //! (or standalone node) adds the public `/image`; a worker adds the
 //! internal `/v1/*` API. Cluster roles also join gossip. On SIGTERM or
 //! Ctrl-C a node leaves as [`shutdown`] describes. This module only builds
@@ -8,6 +9,7 @@
 
 mod access_log;
 mod node_routes;
+mod ready;
 mod shutdown;
 
 use std::net::SocketAddr;
@@ -219,7 +221,12 @@ fn router(
     gateway: Option<Arc<Gateway>>,
     worker_api: Option<(Arc<Worker>, ClusterKeys)>,
 ) -> Router {
-    let mut app = node_routes::routes(node);
+    let readiness = ready::Readiness {
+        name: node.name.clone(),
+        role: node.role,
+        membership: node.membership.clone(),
+    };
+    let mut app = node_routes::routes(node).merge(ready::routes(readiness));
     if let Some(g) = gateway {
         app = app.merge(gateway::routes(g));
     }
