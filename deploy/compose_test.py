@@ -38,14 +38,16 @@ LB_PORT = int(os.environ.get("LB_PORT", "8080"))
 LB = f"http://127.0.0.1:{LB_PORT}"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Settings only workers read; every other documented variable must reach
-# gateways too. A new variable is checked against both roles until it is
-# listed here.
+# Settings only workers read, and settings only gateways read; every other
+# documented variable must reach both roles. A new variable is checked
+# against both roles until it is listed here.
 WORKER_ONLY = {
-    "CACHE_MAX_BYTES", "CACHE_TTL", "MAX_SOURCE_BYTES", "FETCH_TIMEOUT",
-    "MAX_REDIRECTS", "ALLOWED_SOURCE_NETWORKS", "MAX_SOURCE_PIXELS",
-    "MAX_ANIMATION_FRAMES", "MAX_QUEUE",
+    "CACHE_MAX_BYTES", "CACHE_TTL", "CACHE_DIR", "CACHE_DISK_BYTES",
+    "MAX_SOURCE_BYTES", "FETCH_TIMEOUT", "MAX_REDIRECTS",
+    "ALLOWED_SOURCE_NETWORKS", "MAX_SOURCE_PIXELS", "MAX_ANIMATION_FRAMES",
+    "MAX_QUEUE",
 }
+GATEWAY_ONLY = {"ADMIN_TOKEN"}
 # Deliberately not passed: one value would be shared by every replica.
 PER_CONTAINER = {"NAME"}
 
@@ -120,6 +122,8 @@ def check_settings_reach_nodes(rendered):
         wanted = documented - PER_CONTAINER
         if role == "gateway":
             wanted -= WORKER_ONLY
+        else:
+            wanted -= GATEWAY_ONLY
         missing = sorted(wanted - set(env))
         check(f"every documented setting reaches the {role}s", not missing,
               f"missing: {missing}" if missing else f"{len(wanted)} variables")
