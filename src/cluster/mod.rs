@@ -4,6 +4,7 @@ pub mod auth;
 pub mod keys;
 pub mod membership;
 pub mod placement;
+pub mod replay;
 pub mod sealed;
 
 use std::fmt;
