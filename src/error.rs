@@ -11,9 +11,20 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::cluster::auth::AuthError;
+use crate::edge::error::EdgeError;
 use crate::pipeline::OptionError;
 use crate::worker::fetch::FetchError;
 use crate::worker::WorkerError;
+
+/// Why a request failed, attached to its response so that the request's
+/// log line carries the same one-line reason the client got.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The text of the error body.
+    pub reason: String,
+    /// The level of the request's log line.
+    pub level: tracing::Level,
+}
 
 /// Any error a handler answers with.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +47,9 @@ pub enum ApiError {
     /// The owning worker could not produce the image.
     #[error(transparent)]
     Worker(Arc<WorkerError>),
+    /// Refused at the edge: signature, allowed sources, presets, limits.
+    #[error(transparent)]
+    Edge(EdgeError),
 }
 
 impl ApiError {
@@ -46,6 +60,16 @@ impl ApiError {
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotCached => StatusCode::NOT_FOUND,
             ApiError::NoWorker => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Edge(e) => match e {
+                EdgeError::UrlTooLong { .. } => StatusCode::URI_TOO_LONG,
+                EdgeError::MissingSignature
+                | EdgeError::BadSignature
+                | EdgeError::SourceNotAllowed(_) => StatusCode::FORBIDDEN,
+                EdgeError::UnknownPreset(_)
+                | EdgeError::DuplicatePreset
+                | EdgeError::OptionOutsidePreset(_) => StatusCode::BAD_REQUEST,
+                EdgeError::InFlight(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
             ApiError::Worker(e) => match e.as_ref() {
                 WorkerError::Fetch(f) => match f {
                     FetchError::InvalidUrl(_) => StatusCode::BAD_REQUEST,
@@ -64,10 +88,34 @@ impl ApiError {
         }
     }
 
+    /// How loud the request's log line is: `info` for the client's
+    /// mistakes, `warn` for refusals by policy (SSRF, signature, sources)
+    /// and for overload or failing origins, `error` for our own faults.
+    pub fn log_level(&self) -> tracing::Level {
+        use tracing::Level;
+        match self {
+            ApiError::Auth(_) => Level::WARN,
+            ApiError::NoWorker => Level::ERROR,
+            ApiError::Edge(EdgeError::MissingSignature | EdgeError::BadSignature)
+            | ApiError::Edge(EdgeError::SourceNotAllowed(_) | EdgeError::InFlight(_)) => {
+                Level::WARN
+            }
+            ApiError::Worker(e) => match e.as_ref() {
+                WorkerError::Fetch(FetchError::Forbidden(_))
+                | WorkerError::Fetch(FetchError::Upstream(_) | FetchError::Timeout)
+                | WorkerError::Busy => Level::WARN,
+                WorkerError::Pipeline(p) if !p.is_client_error() => Level::ERROR,
+                WorkerError::Internal(_) => Level::ERROR,
+                _ => Level::INFO,
+            },
+            _ => Level::INFO,
+        }
+    }
+
     /// Seconds a client should wait before retrying, for overload answers.
     fn retry_after(&self) -> Option<u32> {
         match self {
-            ApiError::NoWorker => Some(1),
+            ApiError::NoWorker | ApiError::Edge(EdgeError::InFlight(_)) => Some(1),
             ApiError::Worker(e) if matches!(e.as_ref(), WorkerError::Busy) => Some(1),
             _ => None,
         }
@@ -86,6 +134,13 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after() {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if let ApiError::Edge(e) = &self {
+            resp.extensions_mut().insert(e.clone());
+        }
+        resp.extensions_mut().insert(Failure {
+            reason: self.to_string(),
+            level: self.log_level(),
+        });
         resp
     }
 }

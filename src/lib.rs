@@ -11,6 +11,8 @@
 //!
 //! - [`config`]: flags and environment variables, validated at start-up.
 //! - [`server`]: builds a node for its role and serves HTTP.
+//! - [`edge`]: connection limits and the checks a request passes before any
+//!   work is done for it.
 //! - [`gateway`]: `GET /image`, routing and failover.
 //! - [`cluster`]: gossip membership, placement, and the keys and signatures
 //!   that keep outsiders out.
@@ -21,6 +23,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod edge;
 pub mod error;
 pub mod gateway;
 pub mod metrics;

@@ -46,6 +46,18 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Some(Command::Sign(args)) => {
+            return match img_proxy::edge::sign_cli::run(&args) {
+                Ok(path) => {
+                    println!("{path}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("img-proxy: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         #[cfg(feature = "avif-decode")]
         Some(Command::DecodeAvif(args)) => {
             return img_proxy::pipeline::avif_child::child_main(&args);

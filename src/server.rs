@@ -18,14 +18,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::{Membership, MembershipConfig, MembershipError};
 use crate::cluster::Role;
 use crate::config::Config;
+use crate::edge::{
+    self,
+    connections::{Connections, Deadlines},
+    serve::ServeConfig,
+};
+use crate::error::Failure;
 use crate::gateway::{self, Backends, Gateway};
 use crate::metrics::Metrics;
 use crate::pipeline::Limits;
@@ -60,8 +65,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let metrics = Metrics::new(has_gateway, has_worker);
     let keys = cfg.cluster_secret.as_deref().map(ClusterKeys::derive);
 
-    let listener = TcpListener::bind(cfg.http_addr)
-        .await
+    let listener = edge::serve::bind(cfg.http_addr, cfg.header_read_timeout)
         .with_context(|| format!("HTTP_ADDR {}: cannot listen", cfg.http_addr))?;
     let http_port = listener
         .local_addr()
@@ -138,6 +142,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         None => None,
     };
 
+    let connections = Connections::new(cfg.max_connections, metrics.edge.connections.clone());
+    let node_metrics = Arc::clone(&metrics);
     let node = Node {
         name: cfg.name.clone(),
         role: cfg.role,
@@ -152,7 +158,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .route("/metrics", get(metrics_text))
         .with_state(node);
     if let Some(g) = gateway {
-        app = app.merge(gateway::routes(g));
+        let public = edge::guard(gateway::routes(g), &cfg.edge, node_metrics.edge.clone());
+        app = app.merge(public);
     }
     if let (Some(w), Some(k), Role::Worker) = (worker, keys, cfg.role) {
         app = app.merge(worker::api::routes(w, k));
@@ -165,6 +172,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         name = %cfg.name,
         role = %cfg.role,
         http = %cfg.http_addr,
+        max_connections = cfg.max_connections,
         advertise = %advertise_http,
         "img-proxy node started"
     );
@@ -183,7 +191,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         }
     });
     let mut drained = stop_rx.clone();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let serve_cfg = ServeConfig {
+        deadlines: Deadlines {
+            header_read: cfg.header_read_timeout,
+            keep_alive: cfg.keep_alive_timeout,
+        },
+    };
+    let serve = edge::serve::serve(listener, app, connections, serve_cfg, async move {
         let _ = drained.wait_for(|stop| *stop).await;
     });
     let deadline = async move {
@@ -192,7 +206,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     };
     tokio::pin!(deadline);
     tokio::select! {
-        res = serve => res.context("HTTP server failed")?,
+        _ = serve => {},
         _ = &mut deadline => warn!("shutdown deadline reached with requests still in flight"),
     }
     tokio::select! {
@@ -310,15 +324,32 @@ async fn log_request(mut req: Request, next: Next) -> Response {
             .unwrap_or("-")
             .to_string()
     };
-    info!(
-        request_id = %id,
-        method = %method,
-        path = %path,
-        status = resp.status().as_u16(),
-        duration_ms = started.elapsed().as_millis() as u64,
-        cache = %header("x-cache"),
-        served_by = %header("x-served-by"),
-        "request"
-    );
+    // A failed request's line carries the reason the client was given, at
+    // the level its cause deserves (see `ApiError::log_level`).
+    let failure = resp.extensions().get::<Failure>().cloned();
+    let (level, reason) = match &failure {
+        Some(f) => (f.level, f.reason.as_str()),
+        None => (tracing::Level::INFO, "-"),
+    };
+    macro_rules! request_line {
+        ($mac:ident) => {
+            $mac!(
+                request_id = %id,
+                method = %method,
+                path = %path,
+                status = resp.status().as_u16(),
+                duration_ms = started.elapsed().as_millis() as u64,
+                cache = %header("x-cache"),
+                served_by = %header("x-served-by"),
+                reason = %reason,
+                "request"
+            )
+        };
+    }
+    match level {
+        tracing::Level::ERROR => request_line!(error),
+        tracing::Level::WARN => request_line!(warn),
+        _ => request_line!(info),
+    }
     resp
 }
