@@ -187,6 +187,15 @@ pub struct NodeArgs {
     #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
 
+    /// Origin fetches a worker runs at once; beyond, 503 with `Retry-After`.
+    #[arg(long, env = "MAX_ORIGIN_FETCHES", default_value_t = 64)]
+    pub max_origin_fetches: usize,
+
+    /// Fetches from one origin host a worker runs at once, so one slow host
+    /// cannot hold every fetch slot; beyond, 503 with `Retry-After`.
+    #[arg(long, env = "MAX_FETCHES_PER_HOST", default_value_t = 8)]
+    pub max_fetches_per_host: usize,
+
     /// How often a node gossips with a peer; failure detection scales with it.
     #[arg(long, env = "GOSSIP_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
     pub gossip_interval: Duration,
@@ -218,6 +227,8 @@ pub struct Config {
     pub keep_alive_timeout: Duration,
     pub max_connections: usize,
     pub edge: EdgePolicy,
+    pub max_origin_fetches: usize,
+    pub max_fetches_per_host: usize,
 }
 
 /// A setting that parses but cannot be used; the message names the variable.
@@ -290,6 +301,12 @@ impl NodeArgs {
             return Err(ConfigError::Zero("KEEP_ALIVE_TIMEOUT"));
         }
         let max_connections = max_connections(self.max_connections)?;
+        if self.max_origin_fetches == 0 {
+            return Err(ConfigError::Zero("MAX_ORIGIN_FETCHES"));
+        }
+        if self.max_fetches_per_host == 0 {
+            return Err(ConfigError::Zero("MAX_FETCHES_PER_HOST"));
+        }
         if self.max_in_flight == 0 {
             return Err(ConfigError::Zero("MAX_IN_FLIGHT"));
         }
@@ -335,6 +352,8 @@ impl NodeArgs {
             keep_alive_timeout: self.keep_alive_timeout,
             max_connections,
             edge,
+            max_origin_fetches: self.max_origin_fetches,
+            max_fetches_per_host: self.max_fetches_per_host,
         })
     }
 }

@@ -82,7 +82,7 @@ impl ApiError {
                 WorkerError::NotAnImage => StatusCode::UNPROCESSABLE_ENTITY,
                 WorkerError::Pipeline(p) if p.is_client_error() => StatusCode::UNPROCESSABLE_ENTITY,
                 WorkerError::Pipeline(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                WorkerError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+                WorkerError::Busy | WorkerError::FetchesBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
                 WorkerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
@@ -103,7 +103,8 @@ impl ApiError {
             ApiError::Worker(e) => match e.as_ref() {
                 WorkerError::Fetch(FetchError::Forbidden(_))
                 | WorkerError::Fetch(FetchError::Upstream(_) | FetchError::Timeout)
-                | WorkerError::Busy => Level::WARN,
+                | WorkerError::Busy
+                | WorkerError::FetchesBusy(_) => Level::WARN,
                 WorkerError::Pipeline(p) if !p.is_client_error() => Level::ERROR,
                 WorkerError::Internal(_) => Level::ERROR,
                 _ => Level::INFO,
@@ -116,7 +117,11 @@ impl ApiError {
     fn retry_after(&self) -> Option<u32> {
         match self {
             ApiError::NoWorker | ApiError::Edge(EdgeError::InFlight(_)) => Some(1),
-            ApiError::Worker(e) if matches!(e.as_ref(), WorkerError::Busy) => Some(1),
+            ApiError::Worker(e)
+                if matches!(e.as_ref(), WorkerError::Busy | WorkerError::FetchesBusy(_)) =>
+            {
+                Some(1)
+            }
             _ => None,
         }
     }

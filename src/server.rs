@@ -116,6 +116,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     },
                     threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
                     max_queue: cfg.max_queue,
+                    max_fetches: cfg.max_origin_fetches,
+                    max_fetches_per_host: cfg.max_fetches_per_host,
                 },
                 wm,
             )

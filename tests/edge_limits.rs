@@ -82,6 +82,8 @@ fn help_lists_the_edge_settings_with_their_defaults() {
         ("PRESETS", "PRESETS"),
         ("ONLY_PRESETS", "[default: false]"),
         ("MAX_IN_FLIGHT", "[default: 512]"),
+        ("MAX_ORIGIN_FETCHES", "[default: 64]"),
+        ("MAX_FETCHES_PER_HOST", "[default: 8]"),
     ] {
         assert!(
             help.contains(&format!("env: {var}")),
@@ -102,6 +104,8 @@ fn bad_edge_settings_stop_start_up_with_one_line_naming_them() {
         ("PRESETS", "thumb=w:0"),
         ("ONLY_PRESETS", "perhaps"),
         ("MAX_IN_FLIGHT", "0"),
+        ("MAX_ORIGIN_FETCHES", "0"),
+        ("MAX_FETCHES_PER_HOST", "0"),
         ("HEADER_READ_TIMEOUT", "0s"),
         ("KEEP_ALIVE_TIMEOUT", "soon"),
         ("MAX_CONNECTIONS", "100000000"),

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cache;
 pub mod fetch;
+pub mod fetch_slots;
 pub mod netguard;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::pipeline::sniff::sniff;
 use crate::pipeline::{transform, Limits, PipelineError, Pool, PoolError, TransformOptions};
 use cache::{CachedImage, ImageCache};
 use fetch::{FetchConfig, FetchError, OriginClient};
+use fetch_slots::{FetchSlots, SlotsFull};
 
 /// Why the worker could not produce an image. Mapped to an HTTP status in
 /// [`crate::error`]. `Clone` because one failed fill is reported to every
@@ -41,6 +43,9 @@ pub enum WorkerError {
     /// Every image thread is busy and the queue is full: retry shortly.
     #[error("too many images are being processed; retry shortly")]
     Busy,
+    /// `MAX_ORIGIN_FETCHES` or `MAX_FETCHES_PER_HOST` fetches are running.
+    #[error(transparent)]
+    FetchesBusy(#[from] SlotsFull),
     /// A bug or a crashed task; never the user's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -55,6 +60,7 @@ pub struct Worker {
     metrics: WorkerMetrics,
     pool: Pool,
     limits: Limits,
+    fetch_slots: Arc<FetchSlots>,
 }
 
 /// What a worker needs besides its name and metrics: the cache budget and
@@ -68,6 +74,10 @@ pub struct WorkerConfig {
     pub threads: usize,
     /// Transformations that may wait for a thread (`MAX_QUEUE`).
     pub max_queue: usize,
+    /// Concurrent origin fetches (`MAX_ORIGIN_FETCHES`).
+    pub max_fetches: usize,
+    /// Concurrent fetches from one host (`MAX_FETCHES_PER_HOST`).
+    pub max_fetches_per_host: usize,
 }
 
 /// The cache key of `url` transformed by `opts`: the URL alone for the
@@ -122,6 +132,7 @@ impl Worker {
             metrics,
             pool: Pool::new(cfg.threads, cfg.max_queue),
             limits: cfg.limits,
+            fetch_slots: FetchSlots::new(cfg.max_fetches, cfg.max_fetches_per_host),
         }))
     }
 
@@ -210,6 +221,10 @@ impl Worker {
     /// Downloads `url` and checks that it is a whole image of a format we
     /// serve: a truncated body must not be cached and passed on as is.
     async fn fetch_original(&self, url: &Url) -> Result<Arc<CachedImage>, WorkerError> {
+        let host = url.host_str().unwrap_or("");
+        let _slot = self.fetch_slots.try_acquire(host).inspect_err(|_| {
+            self.count_error("busy");
+        })?;
         let started = Instant::now();
         let result = self.origin.fetch(url).await;
         self.metrics
@@ -232,8 +247,8 @@ impl Worker {
     }
 
     fn count_error(&self, kind: &str) {
-        // Labels are a small fixed set (FetchError::kind, "not_image" and
-        // "truncated").
+        // Labels are a small fixed set (FetchError::kind, "not_image",
+        // "truncated" and "busy").
         self.metrics
             .fetch_errors
             .get_or_create(&KindLabel {
