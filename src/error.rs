@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::cluster::auth::AuthError;
 use crate::edge::error::EdgeError;
-use crate::pipeline::OptionError;
+use crate::protocol::RequestError;
 use crate::worker::fetch::FetchError;
 use crate::worker::WorkerError;
 
@@ -29,12 +29,10 @@ pub struct Failure {
 /// Any error a handler answers with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// An image option is invalid; the message names the option.
+    /// The request itself is wrong: missing or invalid `url`, an invalid
+    /// option (the message names it), an unreadable body.
     #[error(transparent)]
-    Option(#[from] OptionError),
-    /// The request itself is wrong (missing or invalid parameter).
-    #[error("{0}")]
-    BadRequest(String),
+    Request(#[from] RequestError),
     /// Internal API call without valid cluster credentials.
     #[error(transparent)]
     Auth(AuthError),
@@ -56,7 +54,7 @@ impl ApiError {
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) | ApiError::Option(_) => StatusCode::BAD_REQUEST,
+            ApiError::Request(_) => StatusCode::BAD_REQUEST,
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotCached => StatusCode::NOT_FOUND,
             ApiError::NoWorker => StatusCode::SERVICE_UNAVAILABLE,
@@ -67,6 +65,7 @@ impl ApiError {
                 | EdgeError::SourceNotAllowed(_) => StatusCode::FORBIDDEN,
                 EdgeError::UnknownPreset(_)
                 | EdgeError::DuplicatePreset
+                | EdgeError::Unexpandable(_)
                 | EdgeError::OptionOutsidePreset(_) => StatusCode::BAD_REQUEST,
                 EdgeError::InFlight(_) => StatusCode::SERVICE_UNAVAILABLE,
             },

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::fixtures::dimensions;
+use common::answer::Answer;
 use common::*;
 
 const PRESETS: &str = "thumb=w:8,h:8,fit:cover;avatar=w:4,h:4,fit:cover,format:webp";
@@ -14,10 +14,9 @@ async fn a_preset_is_its_options() {
     node.wait_up().await;
     let source = origin.url("/img/preset.png");
     let r = get_image(&node, &source, &[("preset", "avatar")]).await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(header(&r, "content-type"), "image/webp");
-    let bytes = r.bytes().await.unwrap();
-    assert_eq!(dimensions(&bytes), (4, 4));
+    Answer::read(r)
+        .await
+        .image("image/webp", (4, 4), "preset=avatar");
     // The same variant spelled out is the same cache entry.
     let r = get_image(
         &node,
@@ -60,8 +59,9 @@ async fn only_presets_refuses_options_of_the_request() {
     assert_eq!(r.status(), 400);
     assert_eq!(origin.total(), 0);
     let r = get_image(&node, &source, &[("preset", "thumb")]).await;
-    assert_eq!(r.status(), 200);
-    assert_eq!(dimensions(&r.bytes().await.unwrap()), (8, 8));
+    Answer::read(r)
+        .await
+        .image("image/png", (8, 8), "preset=thumb");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

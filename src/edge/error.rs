@@ -27,6 +27,10 @@ pub enum EdgeError {
     /// `ONLY_PRESETS=true` and the request has an option of its own: 400.
     #[error("option `{0}` is not allowed here: this server only accepts presets (preset=NAME)")]
     OptionOutsidePreset(String),
+    /// The query with the preset's options would not form a URI (never
+    /// seen: the options are plain tokens): 400.
+    #[error("the preset's options do not form a valid query: {0}")]
+    Unexpandable(String),
     /// `MAX_IN_FLIGHT` requests are already being answered: 503.
     #[error("too many requests in flight (MAX_IN_FLIGHT {0}); retry shortly")]
     InFlight(usize),
@@ -40,7 +44,9 @@ impl EdgeError {
             EdgeError::MissingSignature => "missing_signature",
             EdgeError::BadSignature => "bad_signature",
             EdgeError::SourceNotAllowed(_) => "source_not_allowed",
-            EdgeError::UnknownPreset(_) | EdgeError::DuplicatePreset => "bad_preset",
+            EdgeError::UnknownPreset(_)
+            | EdgeError::DuplicatePreset
+            | EdgeError::Unexpandable(_) => "bad_preset",
             EdgeError::OptionOutsidePreset(_) => "option_outside_preset",
             EdgeError::InFlight(_) => "in_flight",
         }

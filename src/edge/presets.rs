@@ -138,7 +138,7 @@ pub async fn expand(State(presets): State<Arc<Presets>>, mut req: Request, next:
             match path_and_query.parse::<Uri>() {
                 Ok(uri) => *req.uri_mut() = uri,
                 Err(e) => {
-                    return ApiError::BadRequest(format!("invalid query: {e}")).into_response()
+                    return ApiError::Edge(EdgeError::Unexpandable(e.to_string())).into_response()
                 }
             }
         }
