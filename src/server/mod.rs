@@ -22,7 +22,7 @@ use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::{Membership, MembershipConfig, MembershipError};
 use crate::cluster::Role;
 use crate::config::Config;
-use crate::edge::{self, connections::Connections};
+use crate::edge::{self, connections::Connections, metrics::EdgeMetrics};
 use crate::gateway::{self, Backends, Gateway};
 use crate::metrics::Metrics;
 use crate::pipeline::Limits;
@@ -84,8 +84,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         (Some(w), Some(k), Role::Worker) => Some((w, k)),
         _ => None,
     };
-    let public = gateway.map(|g| edge::guard(gateway::routes(g), &cfg.edge, edge_metrics));
-    let app = router(node, public, worker_api);
+    let public = gateway.map(|g| edge::guard(gateway::routes(g), &cfg.edge, edge_metrics.clone()));
+    let app = router(node, public, worker_api, edge_metrics);
     info!(
         name = %cfg.name,
         role = %cfg.role,
@@ -183,13 +183,14 @@ fn router(
     node: Node,
     public: Option<Router>,
     worker_api: Option<(Arc<Worker>, ClusterKeys)>,
+    edge_metrics: EdgeMetrics,
 ) -> Router {
     let mut app = node_routes::routes(node);
     if let Some(p) = public {
         app = app.merge(p);
     }
     if let Some((w, k)) = worker_api {
-        app = app.merge(worker_api::routes(w, k));
+        app = app.merge(worker_api::routes(w, k, edge_metrics));
     }
     app.fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
         .layer(middleware::from_fn(access_log::log_request))
