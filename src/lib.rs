@@ -32,6 +32,7 @@ pub mod cluster;
 pub mod config;
 pub mod edge;
 pub mod error;
+pub mod error_chain;
 pub mod gateway;
 pub mod metrics;
 pub mod pipeline;
