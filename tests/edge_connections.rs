@@ -10,6 +10,13 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Connects to `node` and sends `bytes`.
+async fn send(node: &Node, bytes: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(node.http).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    s
+}
+
 /// Reads until the peer closes (Ok(bytes read)) or `within` passes (Err).
 async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Result<Vec<u8>, ()> {
     let mut got = Vec::new();
@@ -28,10 +35,7 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Result<V
 async fn a_request_head_that_never_completes_is_cut_at_the_header_deadline() {
     let node = Node::spawn("", "slow-head", &[("HEADER_READ_TIMEOUT", "1s".into())]);
     node.wait_up().await;
-    let mut s = TcpStream::connect(node.http).await.unwrap();
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    let mut s = send(&node, b"GET /health HTTP/1.1\r\nHost: x\r\n").await;
     let started = Instant::now();
     // One more header line every 300 ms: still not a whole head.
     let mut closed = false;
@@ -65,10 +69,7 @@ async fn a_request_head_that_never_completes_is_cut_at_the_header_deadline() {
 async fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
     let node = Node::spawn("", "idle", &[("KEEP_ALIVE_TIMEOUT", "1s".into())]);
     node.wait_up().await;
-    let mut s = TcpStream::connect(node.http).await.unwrap();
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let mut s = send(&node, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut buf = [0u8; 4096];
     let n = s.read(&mut buf).await.unwrap();
     assert!(
@@ -86,46 +87,32 @@ async fn an_idle_keep_alive_connection_is_closed_after_its_timeout() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_request_heads_are_refused_with_431() {
-    let node = Node::spawn("", "big-head", &[]);
+/// What a fresh node answers to a `/health` request carrying `headers`;
+/// the write may fail half-way once the node has refused the head.
+async fn answer_to_head(name: &str, headers: &str) -> String {
+    let node = Node::spawn("", name, &[]);
     node.wait_up().await;
     let mut s = TcpStream::connect(node.http).await.unwrap();
-    let mut req = b"GET /health HTTP/1.1\r\nHost: x\r\n".to_vec();
-    for i in 0..100 {
-        req.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "a".repeat(400)).as_bytes());
-    }
-    req.extend_from_slice(b"\r\n");
-    let _ = s.write_all(&req).await;
-    let answer = read_until_closed(&mut s, Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert!(
-        answer.starts_with(b"HTTP/1.1 431"),
-        "{}",
-        String::from_utf8_lossy(&answer)
-    );
+    let req = format!("GET /health HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+    let _ = s.write_all(req.as_bytes()).await;
+    let answer = read_until_closed(&mut s, Duration::from_secs(5)).await;
+    String::from_utf8_lossy(&answer.unwrap_or_default()).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_request_heads_are_refused_with_431() {
+    let filler: String = (0..100)
+        .map(|i| format!("X-Filler-{i}: {}\r\n", "a".repeat(400)))
+        .collect();
+    let answer = answer_to_head("big-head", &filler).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_header_fields_are_refused_with_431() {
-    let node = Node::spawn("", "many-headers", &[]);
-    node.wait_up().await;
-    let mut s = TcpStream::connect(node.http).await.unwrap();
-    let mut req = b"GET /health HTTP/1.1\r\nHost: x\r\n".to_vec();
-    for i in 0..100 {
-        req.extend_from_slice(format!("X-F{i}: 1\r\n").as_bytes());
-    }
-    req.extend_from_slice(b"\r\n");
-    s.write_all(&req).await.unwrap();
-    let answer = read_until_closed(&mut s, Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert!(
-        answer.starts_with(b"HTTP/1.1 431"),
-        "{}",
-        String::from_utf8_lossy(&answer)
-    );
+    let fields: String = (0..100).map(|i| format!("X-F{i}: 1\r\n")).collect();
+    let answer = answer_to_head("many-headers", &fields).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
 }
 
 /// One slow-header client: connects, sends half a request, then a header

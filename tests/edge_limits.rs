@@ -27,16 +27,7 @@ async fn past_max_in_flight_the_answer_is_503_at_once() {
     let node = Node::spawn("", "in-flight", &[("MAX_IN_FLIGHT", "2".into())]);
     node.wait_up().await;
     origin.hold();
-    let held: Vec<_> = (0..2)
-        .map(|i| {
-            let url = origin.url(&format!("{path}?n={i}"));
-            let node_url = node.url("/image");
-            tokio::spawn(async move { client().get(node_url).query(&[("url", url)]).send().await })
-        })
-        .collect();
-    while origin.hits(&path) < 2 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let held = start_held(&node, &origin, &path, 2).await;
     let started = Instant::now();
     let r = get_image(&node, &origin.url("/img/third.png"), &[]).await;
     assert_eq!(r.status(), 503);

@@ -27,16 +27,7 @@ async fn one_slow_host_cannot_take_every_fetch_slot() {
     );
     node.wait_up().await;
     slow.hold();
-    let held: Vec<_> = (0..2)
-        .map(|i| {
-            let url = slow.url(&format!("{path}?n={i}"));
-            let node_url = node.url("/image");
-            tokio::spawn(async move { client().get(node_url).query(&[("url", url)]).send().await })
-        })
-        .collect();
-    while slow.hits(&path) < 2 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let held = start_held(&node, &slow, &path, 2).await;
     let started = Instant::now();
     let r = get_image(&node, &slow.url(&format!("{path}?n=3")), &[]).await;
     assert_eq!(r.status(), 503);
@@ -76,13 +67,7 @@ async fn past_max_origin_fetches_the_answer_is_503_at_once() {
     );
     node.wait_up().await;
     a.hold();
-    let node_url = node.url("/image");
-    let url = a.url(&pa);
-    let held =
-        tokio::spawn(async move { client().get(node_url).query(&[("url", url)]).send().await });
-    while a.hits(&pa) < 1 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let held = start_held(&node, &a, &pa, 1).await;
     let r = get_image(&node, &b.url("/img/b.png"), &[]).await;
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("MAX_ORIGIN_FETCHES 1"));
@@ -93,7 +78,9 @@ async fn past_max_origin_fetches_the_answer_is_503_at_once() {
             >= 1.0
     );
     a.release();
-    assert_eq!(held.await.unwrap().unwrap().status(), 200);
+    for h in held {
+        assert_eq!(h.await.unwrap().unwrap().status(), 200);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

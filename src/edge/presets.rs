@@ -153,12 +153,7 @@ mod tests {
 
     const SPEC: &str = "thumb=w:300,h:300,fit:cover;avatar=w:64,h:64,fit:cover,format:webp";
 
-    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::edge::query::owned;
 
     #[test]
     fn a_preset_becomes_its_options_and_request_options_win() {

@@ -10,6 +10,15 @@ pub fn pairs(uri: &Uri) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Owned pairs from borrowed ones, for tests.
+#[cfg(test)]
+pub fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The value of the first pair named `name`.
 pub fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs

@@ -144,12 +144,7 @@ pub async fn require(State(keys): State<Arc<SigningKeys>>, req: Request, next: N
 mod tests {
     use super::*;
 
-    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::edge::query::owned;
 
     /// The README's worked example.
     #[test]

@@ -555,3 +555,25 @@ pub async fn get_image_with(
     }
     req.send().await.unwrap()
 }
+
+/// Sends `n` requests for `path?n=<i>` on `origin` (which the test holds
+/// back with [`Origin::hold`]) through `node`, and returns once the origin
+/// has seen them all: they are then in flight, holding their slots.
+pub async fn start_held(
+    node: &Node,
+    origin: &Origin,
+    path: &str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>> {
+    let held = (0..n)
+        .map(|i| {
+            let url = origin.url(&format!("{path}?n={i}"));
+            let node_url = node.url("/image");
+            tokio::spawn(async move { client().get(node_url).query(&[("url", url)]).send().await })
+        })
+        .collect();
+    while origin.hits(path) < n {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    held
+}
