@@ -13,6 +13,10 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::cluster::{node_name, Role};
+use crate::edge::presets::Presets;
+use crate::edge::signature::SigningKeys;
+use crate::edge::sources::AllowedSources;
+use crate::edge::{fd_limit, EdgePolicy};
 
 /// Command line of the `img-proxy` binary.
 #[derive(Debug, Parser)]
@@ -51,6 +55,9 @@ pub enum Command {
     /// Compares SHA-256 mod N with our rendezvous hashing on synthetic
     /// URLs: spread over workers and keys moved when one joins or leaves.
     Placement(crate::cluster::placement_demo::PlacementArgs),
+    /// Prints a signed `/image` path for a source URL and options
+    /// (e.g. `img-proxy sign --key K https://example.com/a.jpg w=300 format=webp`).
+    Sign(crate::edge::sign_cli::SignArgs),
     /// Internal: decodes one AVIF from stdin to raw pixels on stdout. The
     /// workers run it as a child process so that a crash of the AV1
     /// decoder on hostile input cannot take the worker down.
@@ -150,6 +157,66 @@ pub struct NodeArgs {
     #[arg(long, env = "MAX_QUEUE", default_value_t = 64)]
     pub max_queue: usize,
 
+    /// Deadline for a client to send a complete request head after
+    /// connecting; slower connections are closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// How long a client connection may stay idle between requests.
+    #[arg(long, env = "KEEP_ALIVE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub keep_alive_timeout: Duration,
+
+    /// Most client connections open at once; at the cap the connection that
+    /// has waited longest for a request head is closed
+    /// [default: the descriptor limit (RLIMIT_NOFILE) minus a quarter, at least 256, kept for other sockets].
+    #[arg(long, env = "MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Comma-separated keys for signed URLs; when set, `/image` requires a
+    /// valid `sig` (any key verifies, for rotation). Each at least 16 characters.
+    #[arg(
+        long,
+        env = "URL_SIGNING_KEYS",
+        value_delimiter = ',',
+        default_value = "",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub url_signing_keys: Vec<String>,
+
+    /// Comma-separated source host patterns (`images.example.com`,
+    /// `*.cdn.example.com`); when set, any other host is refused (403).
+    #[arg(
+        long,
+        env = "ALLOWED_SOURCES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub allowed_sources: Vec<String>,
+
+    /// Named option sets for `preset=NAME`, e.g.
+    /// `thumb=w:300,h:300,fit:cover;avatar=w:64,h:64,fit:cover,format:webp`.
+    #[arg(long, env = "PRESETS", default_value = "")]
+    pub presets: String,
+
+    /// Refuse (400) any image option outside a preset.
+    #[arg(long, env = "ONLY_PRESETS", default_value = "false", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub only_presets: bool,
+
+    /// Most `/image` requests a gateway answers at once; beyond, 503 with
+    /// `Retry-After` at once.
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+
+    /// Origin fetches a worker runs at once; beyond, 503 with `Retry-After`.
+    #[arg(long, env = "MAX_ORIGIN_FETCHES", default_value_t = 64)]
+    pub max_origin_fetches: usize,
+
+    /// Fetches from one origin host a worker runs at once, so one slow host
+    /// cannot hold every fetch slot; beyond, 503 with `Retry-After`.
+    #[arg(long, env = "MAX_FETCHES_PER_HOST", default_value_t = 8)]
+    pub max_fetches_per_host: usize,
+
     /// How often a node gossips with a peer; failure detection scales with it.
     #[arg(long, env = "GOSSIP_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
     pub gossip_interval: Duration,
@@ -182,6 +249,12 @@ pub struct Config {
     pub max_source_pixels: u64,
     pub max_animation_frames: u32,
     pub max_queue: usize,
+    pub header_read_timeout: Duration,
+    pub keep_alive_timeout: Duration,
+    pub max_connections: usize,
+    pub edge: EdgePolicy,
+    pub max_origin_fetches: usize,
+    pub max_fetches_per_host: usize,
 }
 
 /// A setting that parses but cannot be used; the message names the variable.
@@ -207,6 +280,10 @@ pub enum ConfigError {
     GossipTooSlow,
     #[error("ADVERTISE_ADDR {0} is unspecified; other nodes need an address they can reach")]
     UnspecifiedAdvertise(IpAddr),
+    #[error("{0}")]
+    Edge(String),
+    #[error("MAX_CONNECTIONS {max} leaves too few of the {limit} file descriptors (RLIMIT_NOFILE) for origin, worker and gossip sockets; use at most {most} or raise the limit")]
+    TooManyConnections { max: usize, limit: u64, most: u64 },
 }
 
 impl NodeArgs {
@@ -248,6 +325,28 @@ impl NodeArgs {
         if self.max_animation_frames == 0 {
             return Err(ConfigError::Zero("MAX_ANIMATION_FRAMES"));
         }
+        if self.header_read_timeout.is_zero() {
+            return Err(ConfigError::Zero("HEADER_READ_TIMEOUT"));
+        }
+        if self.keep_alive_timeout.is_zero() {
+            return Err(ConfigError::Zero("KEEP_ALIVE_TIMEOUT"));
+        }
+        let max_connections = max_connections(self.max_connections)?;
+        if self.max_origin_fetches == 0 {
+            return Err(ConfigError::Zero("MAX_ORIGIN_FETCHES"));
+        }
+        if self.max_fetches_per_host == 0 {
+            return Err(ConfigError::Zero("MAX_FETCHES_PER_HOST"));
+        }
+        if self.max_in_flight == 0 {
+            return Err(ConfigError::Zero("MAX_IN_FLIGHT"));
+        }
+        let edge = EdgePolicy {
+            signing: SigningKeys::parse(&self.url_signing_keys).map_err(ConfigError::Edge)?,
+            sources: AllowedSources::parse(&self.allowed_sources).map_err(ConfigError::Edge)?,
+            presets: Presets::parse(&self.presets, self.only_presets).map_err(ConfigError::Edge)?,
+            max_in_flight: self.max_in_flight,
+        };
         if self.gossip_interval > Duration::from_secs(1) {
             return Err(ConfigError::GossipTooSlow);
         }
@@ -287,8 +386,32 @@ impl NodeArgs {
             max_source_pixels: self.max_source_pixels,
             max_animation_frames: self.max_animation_frames,
             max_queue: self.max_queue,
+            header_read_timeout: self.header_read_timeout,
+            keep_alive_timeout: self.keep_alive_timeout,
+            max_connections,
+            edge,
+            max_origin_fetches: self.max_origin_fetches,
+            max_fetches_per_host: self.max_fetches_per_host,
         })
     }
+}
+
+/// `MAX_CONNECTIONS`, or its default from the descriptor limit; an explicit
+/// value must leave [`fd_limit::HARD_RESERVE`] descriptors free.
+fn max_connections(explicit: Option<usize>) -> Result<usize, ConfigError> {
+    let Some(max) = explicit else {
+        return Ok(fd_limit::default_max_connections());
+    };
+    if max == 0 {
+        return Err(ConfigError::Zero("MAX_CONNECTIONS"));
+    }
+    if let Some(limit) = fd_limit::descriptor_limit() {
+        let most = limit.saturating_sub(fd_limit::HARD_RESERVE);
+        if max as u64 > most {
+            return Err(ConfigError::TooManyConnections { max, limit, most });
+        }
+    }
+    Ok(max)
 }
 
 /// The bind IP when it names one interface; otherwise the first

@@ -11,9 +11,20 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::cluster::auth::AuthError;
+use crate::edge::error::EdgeError;
 use crate::protocol::RequestError;
 use crate::worker::fetch::FetchError;
 use crate::worker::WorkerError;
+
+/// Why a request failed, attached to its response so that the request's
+/// log line carries the same one-line reason the client got.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The text of the error body.
+    pub reason: String,
+    /// The level of the request's log line.
+    pub level: tracing::Level,
+}
 
 /// Any error a handler answers with.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +54,9 @@ pub enum ApiError {
     /// Some live workers did not confirm a purge (named).
     #[error("purge recorded, but these workers did not confirm it yet: {0}")]
     PurgeIncomplete(String),
+    /// Refused at the edge: signature, allowed sources, presets, limits.
+    #[error(transparent)]
+    Edge(EdgeError),
 }
 
 impl ApiError {
@@ -55,6 +69,17 @@ impl ApiError {
             ApiError::PurgeIncomplete(_) => StatusCode::BAD_GATEWAY,
             ApiError::NotCached => StatusCode::NOT_FOUND,
             ApiError::NoWorker => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Edge(e) => match e {
+                EdgeError::UrlTooLong { .. } => StatusCode::URI_TOO_LONG,
+                EdgeError::MissingSignature
+                | EdgeError::BadSignature
+                | EdgeError::SourceNotAllowed(_) => StatusCode::FORBIDDEN,
+                EdgeError::UnknownPreset(_)
+                | EdgeError::DuplicatePreset
+                | EdgeError::Unexpandable(_)
+                | EdgeError::OptionOutsidePreset(_) => StatusCode::BAD_REQUEST,
+                EdgeError::InFlight(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
             ApiError::Worker(e) => match e.as_ref() {
                 WorkerError::Fetch(f) => match f {
                     FetchError::InvalidUrl(_) => StatusCode::BAD_REQUEST,
@@ -67,17 +92,46 @@ impl ApiError {
                 WorkerError::NotAnImage => StatusCode::UNPROCESSABLE_ENTITY,
                 WorkerError::Pipeline(p) if p.is_client_error() => StatusCode::UNPROCESSABLE_ENTITY,
                 WorkerError::Pipeline(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                WorkerError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+                WorkerError::Busy | WorkerError::FetchesBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
                 WorkerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
+        }
+    }
+
+    /// How loud the request's log line is: `info` for the client's
+    /// mistakes, `warn` for refusals by policy (SSRF, signature, sources)
+    /// and for overload or failing origins, `error` for our own faults.
+    pub fn log_level(&self) -> tracing::Level {
+        use tracing::Level;
+        match self {
+            ApiError::Auth(_) => Level::WARN,
+            ApiError::NoWorker => Level::ERROR,
+            ApiError::Edge(EdgeError::MissingSignature | EdgeError::BadSignature)
+            | ApiError::Edge(EdgeError::SourceNotAllowed(_) | EdgeError::InFlight(_)) => {
+                Level::WARN
+            }
+            ApiError::Worker(e) => match e.as_ref() {
+                WorkerError::Fetch(FetchError::Forbidden(_))
+                | WorkerError::Fetch(FetchError::Upstream(_) | FetchError::Timeout)
+                | WorkerError::Busy
+                | WorkerError::FetchesBusy(_) => Level::WARN,
+                WorkerError::Pipeline(p) if !p.is_client_error() => Level::ERROR,
+                WorkerError::Internal(_) => Level::ERROR,
+                _ => Level::INFO,
+            },
+            _ => Level::INFO,
         }
     }
 
     /// Seconds a client should wait before retrying, for overload answers.
     fn retry_after(&self) -> Option<u32> {
         match self {
-            ApiError::NoWorker => Some(1),
-            ApiError::Worker(e) if matches!(e.as_ref(), WorkerError::Busy) => Some(1),
+            ApiError::NoWorker | ApiError::Edge(EdgeError::InFlight(_)) => Some(1),
+            ApiError::Worker(e)
+                if matches!(e.as_ref(), WorkerError::Busy | WorkerError::FetchesBusy(_)) =>
+            {
+                Some(1)
+            }
             _ => None,
         }
     }
@@ -98,6 +152,13 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after() {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if let ApiError::Edge(e) = &self {
+            resp.extensions_mut().insert(e.clone());
+        }
+        resp.extensions_mut().insert(Failure {
+            reason: self.to_string(),
+            level: self.log_level(),
+        });
         resp
     }
 }

@@ -12,6 +12,8 @@
 //! - [`config`]: flags and environment variables, validated at start-up.
 //! - [`server`]: assembles a node for its role (membership, worker,
 //!   gateway, router) and serves HTTP until a shutdown signal.
+//! - [`edge`]: connection limits and the checks a request passes before any
+//!   work is done for it.
 //! - [`gateway`]: `GET /image`, routing and failover.
 //! - [`protocol`]: the contract between gateways and workers: `/v1` paths,
 //!   header names, the query and fill request, source-URL rules, the
@@ -29,7 +31,9 @@
 
 pub mod cluster;
 pub mod config;
+pub mod edge;
 pub mod error;
+pub mod error_chain;
 pub mod gateway;
 pub mod metrics;
 pub mod pipeline;

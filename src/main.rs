@@ -51,6 +51,18 @@ fn main() -> ExitCode {
             print!("{}", img_proxy::cluster::placement_demo::report(&args));
             return ExitCode::SUCCESS;
         }
+        Some(Command::Sign(args)) => {
+            return match img_proxy::edge::sign_cli::run(&args) {
+                Ok(path) => {
+                    println!("{path}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("img-proxy: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         #[cfg(feature = "avif-decode")]
         Some(Command::DecodeAvif(args)) => {
             return img_proxy::pipeline::avif::child::child_main(&args);

@@ -248,6 +248,8 @@ pub struct Metrics {
     pub worker: Option<WorkerMetrics>,
     /// Gossip datagrams that failed authentication and were dropped.
     pub gossip_rejected: Counter,
+    /// Connections and refusals at the edge (every role).
+    pub edge: crate::edge::metrics::EdgeMetrics,
 }
 
 impl Metrics {
@@ -262,11 +264,13 @@ impl Metrics {
             "Gossip datagrams dropped because they failed authentication",
             gossip_rejected.clone(),
         );
+        let edge = crate::edge::metrics::EdgeMetrics::register(&mut registry);
         Arc::new(Metrics {
             registry,
             gateway,
             worker,
             gossip_rejected,
+            edge,
         })
     }
 

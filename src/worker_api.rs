@@ -27,6 +27,8 @@ use url::Url;
 
 use crate::cluster::auth;
 use crate::cluster::keys::ClusterKeys;
+use crate::cluster::replay::NonceWindow;
+use crate::edge::metrics::EdgeMetrics;
 use crate::error::ApiError;
 use crate::pipeline::TransformOptions;
 use crate::protocol::header::{CLUSTER_AUTH, X_SERVED_BY};
@@ -42,20 +44,33 @@ use crate::worker::Worker;
 /// Largest internal request body accepted (a JSON object naming a URL).
 const MAX_BODY: usize = 64 * 1024;
 
+/// What the signature check needs: the keys, the nonces already accepted
+/// (replays are refused), and the refusal counter.
+struct InternalAuth {
+    keys: ClusterKeys,
+    seen: NonceWindow,
+    metrics: EdgeMetrics,
+}
+
 /// The `/v1` routes, behind signature checking.
-pub fn routes(worker: Arc<Worker>, keys: ClusterKeys) -> Router {
+pub fn routes(worker: Arc<Worker>, keys: ClusterKeys, metrics: EdgeMetrics) -> Router {
+    let auth = InternalAuth {
+        keys,
+        seen: auth::nonce_window(),
+        metrics,
+    };
     Router::new()
         .route(LOOKUP_PATH, get(lookup))
         .route(FILL_PATH, post(fill).delete(purge))
         .with_state(worker)
         .layer(middleware::from_fn_with_state(
-            Arc::new(keys),
+            Arc::new(auth),
             require_signature,
         ))
 }
 
 async fn require_signature(
-    State(keys): State<Arc<ClusterKeys>>,
+    State(internal): State<Arc<InternalAuth>>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -76,13 +91,15 @@ async fn require_signature(
         .get(CLUSTER_AUTH)
         .and_then(|v| v.to_str().ok());
     if let Err(e) = auth::verify(
-        &keys,
+        &internal.keys,
         parts.method.as_str(),
         path_and_query,
         &body,
         header,
         auth::unix_now(),
+        &internal.seen,
     ) {
+        internal.metrics.count_refusal(e.kind());
         return ApiError::Auth(e).into_response();
     }
     next.run(Request::from_parts(parts, Body::from(body))).await

@@ -57,6 +57,16 @@ async fn killing_a_worker_fails_no_request_and_gossip_drops_it() {
             .metric("img_proxy_gateway_failovers_total")
             .await;
     assert!(failovers >= 1.0, "expected failovers to be counted");
+    // The warning names the cause, not only "error sending request".
+    let logs = cluster.gateways[0].logs() + &cluster.gateways[1].logs();
+    let warning = logs
+        .lines()
+        .find(|l| l.contains("worker unreachable"))
+        .unwrap_or_default();
+    assert!(
+        warning.contains("Connection refused") || warning.contains("connection closed"),
+        "{warning}"
+    );
 
     // Gossip removes the dead worker from every gateway within 10 s.
     let remaining: Vec<&str> = cluster

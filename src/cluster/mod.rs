@@ -8,6 +8,7 @@ pub mod placement;
 pub mod placement_demo;
 pub mod purge_sync;
 pub mod purges;
+pub mod replay;
 pub mod sealed;
 
 use std::fmt;

@@ -13,7 +13,8 @@
 //! nonce (24 bytes, random per datagram) || ciphertext || Poly1305 tag (16 bytes)
 //! ```
 //!
-//! The plaintext is the chitchat message in chitchat's own encoding
+//! The plaintext is the sender's clock (unix milliseconds, 8 bytes
+//! big-endian) followed by the chitchat message in chitchat's own encoding
 //! ([`Serializable`]/[`Deserializable`]). The associated data is a fixed
 //! label, so a future incompatible format can change the label and old and
 //! new nodes will simply not hear each other instead of misparsing.
@@ -22,10 +23,12 @@
 //! counter state to persist across restarts (the reason for XChaCha rather
 //! than ChaCha20-Poly1305 with its 96-bit nonce).
 //!
-//! Known limit: there is no replay protection. A captured datagram can be
-//! re-sent; chitchat ignores stale versions and heartbeats, so this cannot
-//! roll state back, but a replayed SYN does make the receiver answer (to the
-//! replayer's source address).
+//! Replays: a receiver accepts a datagram only if its timestamp is within
+//! [`REPLAY_WINDOW_MS`] of its own clock and its nonce has not been
+//! accepted before in that window ([`NonceWindow`]). A captured datagram
+//! re-sent later is stale, re-sent at once is a repeated nonce; both are
+//! dropped and counted like forgeries. Nodes' clocks must agree within the
+//! window (NTP), as they must for signed internal requests.
 
 use std::io;
 use std::net::SocketAddr;
@@ -42,12 +45,14 @@ use prometheus_client::metrics::counter::Counter;
 use rand::RngCore;
 use tracing::{debug, warn};
 
+use super::replay::{unix_millis, NonceWindow, Replay};
+
 /// Bytes of random nonce in front of every datagram.
 pub const NONCE_LEN: usize = 24;
 /// Bytes of Poly1305 tag at the end of every datagram.
 pub const TAG_LEN: usize = 16;
-/// Bytes the seal adds to a chitchat message.
-pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+/// Bytes the seal adds to a chitchat message (nonce, timestamp, tag).
+pub const SEAL_OVERHEAD: usize = NONCE_LEN + TIMESTAMP_LEN + TAG_LEN;
 
 /// Largest datagram we ever hand to the kernel.
 ///
@@ -76,8 +81,20 @@ pub const MAX_PLAINTEXT: usize = MAX_SEALED_DATAGRAM - SEAL_OVERHEAD;
 /// explain.
 const RECV_BUFFER_LEN: usize = 65_536;
 
-/// Associated data bound into every seal: names the protocol and its version.
-const AAD: &[u8] = b"img-proxy gossip v1";
+/// Associated data bound into every seal: names the protocol and its
+/// version. v2 added the timestamp; v1 nodes and v2 nodes do not hear
+/// each other (upgrade every node of a cluster together).
+const AAD: &[u8] = b"img-proxy gossip v2";
+
+/// Bytes of sender timestamp at the start of the plaintext.
+pub const TIMESTAMP_LEN: usize = 8;
+
+/// How far a datagram's timestamp may be from the receiver's clock.
+pub const REPLAY_WINDOW_MS: u64 = 30_000;
+
+/// Nonces remembered per socket: far more than a window of gossip among
+/// hundreds of nodes, small in memory (about 4 MB at worst).
+const REPLAY_CAPACITY: usize = 65_536;
 
 /// At most one warning per this period per socket for rejected datagrams;
 /// the rest go to debug. A stray sender (or a node with an old secret) would
@@ -163,6 +180,7 @@ impl Transport for SealedTransport {
             recv_buf: vec![0u8; RECV_BUFFER_LEN].into_boxed_slice(),
             reject_log: RateLimitedLog::default(),
             oversize_log: RateLimitedLog::default(),
+            replay: NonceWindow::new(REPLAY_WINDOW_MS, REPLAY_CAPACITY),
         }))
     }
 }
@@ -177,6 +195,7 @@ struct SealedSocket {
     recv_buf: Box<[u8]>,
     reject_log: RateLimitedLog,
     oversize_log: RateLimitedLog,
+    replay: NonceWindow,
 }
 
 /// Why a received datagram was dropped (for logs).
@@ -189,6 +208,10 @@ enum Reject {
     /// Authentic but not a chitchat message we understand (a peer running an
     /// incompatible version with the same secret).
     Undecodable,
+    /// Authentic but outside the time window: replayed late, or a clock off.
+    Stale,
+    /// Authentic but its nonce was already accepted: replayed.
+    Replayed,
 }
 
 impl Reject {
@@ -197,6 +220,10 @@ impl Reject {
             Reject::TooShort => "too short to be sealed",
             Reject::Unauthenticated => "failed authentication (wrong key or tampered)",
             Reject::Undecodable => "authentic but not a valid chitchat message",
+            Reject::Stale => {
+                "authentic but too old or too new (replayed, or clocks more than 30 s apart)"
+            }
+            Reject::Replayed => "replayed (nonce already seen)",
         }
     }
 }
@@ -225,12 +252,14 @@ impl RateLimitedLog {
     }
 }
 
-/// Seals `buf[NONCE_LEN..]` in place: fills the nonce, encrypts, appends the
-/// tag. `buf` must start with `NONCE_LEN` bytes of room for the nonce.
-fn seal_in_place(cipher: &XChaCha20Poly1305, buf: &mut Vec<u8>) -> anyhow::Result<()> {
+/// Seals `buf[NONCE_LEN..]` in place: fills the nonce and the timestamp
+/// `now_ms`, encrypts, appends the tag. `buf` must start with
+/// `NONCE_LEN + TIMESTAMP_LEN` bytes of room for them.
+fn seal_in_place(cipher: &XChaCha20Poly1305, buf: &mut Vec<u8>, now_ms: u64) -> anyhow::Result<()> {
     let mut nonce = XNonce::default();
     rand::thread_rng().fill_bytes(&mut nonce);
     buf[..NONCE_LEN].copy_from_slice(&nonce);
+    buf[NONCE_LEN..NONCE_LEN + TIMESTAMP_LEN].copy_from_slice(&now_ms.to_be_bytes());
     let tag = cipher
         .encrypt_in_place_detached(&nonce, AAD, &mut buf[NONCE_LEN..])
         .map_err(|_| anyhow::anyhow!("gossip message too long to seal"))?;
@@ -238,31 +267,43 @@ fn seal_in_place(cipher: &XChaCha20Poly1305, buf: &mut Vec<u8>) -> anyhow::Resul
     Ok(())
 }
 
-/// Opens a sealed datagram in place; returns the plaintext slice.
+/// Opens a sealed datagram in place and checks it against the replay
+/// window at `now_ms`; returns the chitchat message's bytes.
 fn open_in_place<'a>(
     cipher: &XChaCha20Poly1305,
+    replay: &NonceWindow,
     datagram: &'a mut [u8],
+    now_ms: u64,
 ) -> Result<&'a [u8], Reject> {
     if datagram.len() < SEAL_OVERHEAD {
         return Err(Reject::TooShort);
     }
     let (nonce, rest) = datagram.split_at_mut(NONCE_LEN);
     let (body, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
-    let nonce = XNonce::from_slice(nonce);
+    let nonce_bytes: &[u8] = nonce;
     let tag = Tag::from_slice(tag);
     cipher
-        .decrypt_in_place_detached(nonce, AAD, body, tag)
+        .decrypt_in_place_detached(XNonce::from_slice(nonce_bytes), AAD, body, tag)
         .map_err(|_| Reject::Unauthenticated)?;
-    Ok(body)
+    let (ts, message) = body.split_at(TIMESTAMP_LEN);
+    let mut ts_bytes = [0u8; TIMESTAMP_LEN];
+    ts_bytes.copy_from_slice(ts);
+    replay
+        .check(nonce_bytes, u64::from_be_bytes(ts_bytes), now_ms)
+        .map_err(|r| match r {
+            Replay::Stale => Reject::Stale,
+            Replay::Seen => Reject::Replayed,
+        })?;
+    Ok(message)
 }
 
 /// Seals one message into a fresh datagram (test helper and documentation
 /// of the format; the socket uses the in-place path with a reused buffer).
 #[cfg(test)]
-fn seal_message(cipher: &XChaCha20Poly1305, msg: &ChitchatMessage) -> Vec<u8> {
-    let mut buf = vec![0u8; NONCE_LEN];
+fn seal_message(cipher: &XChaCha20Poly1305, msg: &ChitchatMessage, now_ms: u64) -> Vec<u8> {
+    let mut buf = vec![0u8; NONCE_LEN + TIMESTAMP_LEN];
     msg.serialize(&mut buf);
-    seal_in_place(cipher, &mut buf).expect("test messages are small");
+    seal_in_place(cipher, &mut buf, now_ms).expect("test messages are small");
     buf
 }
 
@@ -299,9 +340,9 @@ impl SealedSocket {
 impl Socket for SealedSocket {
     async fn send(&mut self, to: SocketAddr, msg: ChitchatMessage) -> anyhow::Result<()> {
         self.plain.clear();
-        self.plain.resize(NONCE_LEN, 0);
+        self.plain.resize(NONCE_LEN + TIMESTAMP_LEN, 0);
         msg.serialize(&mut self.plain);
-        let plain_len = self.plain.len() - NONCE_LEN;
+        let plain_len = self.plain.len() - NONCE_LEN - TIMESTAMP_LEN;
         if plain_len > MAX_PLAINTEXT {
             // See `MAX_SEALED_DATAGRAM`: refuse rather than hand the kernel a
             // datagram it cannot send. Not an error for chitchat: the
@@ -317,7 +358,7 @@ impl Socket for SealedSocket {
             }
             return Ok(());
         }
-        seal_in_place(&self.cipher, &mut self.plain)?;
+        seal_in_place(&self.cipher, &mut self.plain, unix_millis())?;
         self.socket
             .send_to(&self.plain, to)
             .await
@@ -337,7 +378,13 @@ impl Socket for SealedSocket {
                 }
                 Err(err) => return Err(err).context("fatal gossip UDP recv error"),
             };
-            let decoded = match open_in_place(&self.cipher, &mut self.recv_buf[..len]) {
+            let opened = open_in_place(
+                &self.cipher,
+                &self.replay,
+                &mut self.recv_buf[..len],
+                unix_millis(),
+            );
+            let decoded = match opened {
                 Ok(mut plain) => ChitchatMessage::deserialize(&mut plain).map_err(|err| {
                     debug!(%from, error = %err, "undecodable authentic gossip message");
                     Reject::Undecodable
@@ -399,27 +446,33 @@ mod tests {
         (a, aa, b, ab, counter)
     }
 
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn window() -> NonceWindow {
+        NonceWindow::new(REPLAY_WINDOW_MS, 1000)
+    }
+
     #[test]
     fn seal_open_round_trip_and_tamper() {
         let key = ClusterKeys::derive("s3cret").gossip;
         let cipher = XChaCha20Poly1305::new((&key).into());
-        let sealed = seal_message(&cipher, &msg("x"));
+        let sealed = seal_message(&cipher, &msg("x"), NOW);
         let plain_len = msg("x").serialized_len();
         assert_eq!(sealed.len(), plain_len + SEAL_OVERHEAD);
 
         let mut copy = sealed.clone();
-        let mut plain = open_in_place(&cipher, &mut copy).unwrap();
+        let mut plain = open_in_place(&cipher, &window(), &mut copy, NOW).unwrap();
         assert_eq!(ChitchatMessage::deserialize(&mut plain).unwrap(), msg("x"));
 
         // Two seals of the same message differ (fresh nonce each time).
-        assert_ne!(seal_message(&cipher, &msg("x")), sealed);
+        assert_ne!(seal_message(&cipher, &msg("x"), NOW), sealed);
 
         // Any flipped bit, in nonce, body or tag, fails.
         for i in [0, NONCE_LEN, sealed.len() - 1] {
             let mut t = sealed.clone();
             t[i] ^= 1;
             assert_eq!(
-                open_in_place(&cipher, &mut t).unwrap_err(),
+                open_in_place(&cipher, &window(), &mut t, NOW).unwrap_err(),
                 Reject::Unauthenticated
             );
         }
@@ -427,15 +480,58 @@ mod tests {
         let other = XChaCha20Poly1305::new((&ClusterKeys::derive("other").gossip).into());
         let mut t = sealed.clone();
         assert_eq!(
-            open_in_place(&other, &mut t).unwrap_err(),
+            open_in_place(&other, &window(), &mut t, NOW).unwrap_err(),
             Reject::Unauthenticated
         );
         // Too short.
         let mut short = vec![0u8; SEAL_OVERHEAD - 1];
         assert_eq!(
-            open_in_place(&cipher, &mut short).unwrap_err(),
+            open_in_place(&cipher, &window(), &mut short, NOW).unwrap_err(),
             Reject::TooShort
         );
+    }
+
+    #[test]
+    fn a_datagram_opens_once_and_not_when_old() {
+        let key = ClusterKeys::derive("s3cret").gossip;
+        let cipher = XChaCha20Poly1305::new((&key).into());
+        let w = window();
+        let sealed = seal_message(&cipher, &msg("x"), NOW);
+        assert!(open_in_place(&cipher, &w, &mut sealed.clone(), NOW + 5).is_ok());
+        assert_eq!(
+            open_in_place(&cipher, &w, &mut sealed.clone(), NOW + 10).unwrap_err(),
+            Reject::Replayed
+        );
+        let old = seal_message(&cipher, &msg("x"), NOW - REPLAY_WINDOW_MS - 1);
+        assert_eq!(
+            open_in_place(&cipher, &w, &mut old.clone(), NOW).unwrap_err(),
+            Reject::Stale
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replayed_datagram_is_dropped_and_counted() {
+        let key = ClusterKeys::derive("s3cret").gossip;
+        let (_a, _, mut b, ab, counter) = open_pair(&key, &key).await;
+        let cipher = XChaCha20Poly1305::new((&key).into());
+        let raw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let captured = seal_message(&cipher, &msg("first"), unix_millis());
+        raw.send_to(&captured, ab).await.unwrap();
+        let (_, got) = timeout(Duration::from_secs(5), b.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, msg("first"));
+        raw.send_to(&captured, ab).await.unwrap();
+        raw.send_to(&seal_message(&cipher, &msg("next"), unix_millis()), ab)
+            .await
+            .unwrap();
+        let (_, got) = timeout(Duration::from_secs(5), b.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, msg("next"), "the replay must not be delivered");
+        assert_eq!(counter.get(), 1);
     }
 
     #[test]
@@ -471,7 +567,7 @@ mod tests {
         // bytes (what an unsealed node would send), 5. wrong key.
         raw.send_to(&[0xAB; 100], ab).await.unwrap();
         raw.send_to(&[1, 2, 3], ab).await.unwrap();
-        let mut tampered = seal_message(&cipher, &msg("x"));
+        let mut tampered = seal_message(&cipher, &msg("x"), unix_millis());
         let mid = tampered.len() / 2;
         tampered[mid] ^= 0x80;
         raw.send_to(&tampered, ab).await.unwrap();

@@ -17,6 +17,7 @@ use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::Member;
 use crate::cluster::placement;
 use crate::error::ApiError;
+use crate::error_chain::one_line;
 use crate::metrics::WorkerLabel;
 use crate::pipeline::TransformOptions;
 use crate::protocol::header::{CLUSTER_AUTH, RELAYED, X_REQUEST_ID};
@@ -28,7 +29,9 @@ pub(super) const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why a worker did not answer; the gateway then tries the next one.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum Unreachable {
-    #[error("{0}")]
+    /// Refused, reset, timed out...: the message names the cause, not
+    /// only reqwest's "error sending request".
+    #[error("{}", one_line(.0))]
     Transport(#[from] reqwest::Error),
     #[error("worker refused our credentials")]
     Unauthorized,

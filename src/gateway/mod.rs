@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, get_service};
 use axum::{Extension, Router};
 
 use crate::cluster::keys::ClusterKeys;
@@ -88,11 +88,19 @@ impl Gateway {
     }
 }
 
-/// The public routes: `GET /image` (and HEAD, which axum derives), and
-/// `DELETE /image` (purge).
-pub fn routes(gateway: Arc<Gateway>) -> Router {
+/// The public routes: `GET /image` (and HEAD, which axum derives) behind
+/// `guard` (the edge's request checks: signature, sources, presets...), and
+/// `DELETE /image` (purge), which `ADMIN_TOKEN` authenticates instead, so a
+/// purge needs no URL signature.
+pub fn routes(gateway: Arc<Gateway>, guard: impl FnOnce(Router) -> Router) -> Router {
+    let serve = Router::new()
+        .route(PUBLIC_IMAGE_PATH, get(image))
+        .with_state(Arc::clone(&gateway));
     Router::new()
-        .route(PUBLIC_IMAGE_PATH, get(image).delete(purge::purge))
+        .route(
+            PUBLIC_IMAGE_PATH,
+            get_service(guard(serve)).delete(purge::purge),
+        )
         .with_state(gateway)
 }
 

@@ -6,7 +6,9 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use tracing::info;
+use tracing::{error, info, warn, Level};
+
+use crate::error::Failure;
 
 use crate::protocol::header::{X_CACHE, X_REQUEST_ID, X_SERVED_BY};
 use crate::protocol::RequestId;
@@ -30,15 +32,32 @@ pub async fn log_request(mut req: Request, next: Next) -> Response {
             .unwrap_or("-")
             .to_string()
     };
-    info!(
-        request_id = %id,
-        method = %method,
-        path = %path,
-        status = resp.status().as_u16(),
-        duration_ms = started.elapsed().as_millis() as u64,
-        cache = %header(X_CACHE),
-        served_by = %header(X_SERVED_BY),
-        "request"
-    );
+    // A failed request's line carries the reason the client was given, at
+    // the level its cause deserves (see `ApiError::log_level`).
+    let failure = resp.extensions().get::<Failure>().cloned();
+    let (level, reason) = match &failure {
+        Some(f) => (f.level, f.reason.as_str()),
+        None => (Level::INFO, "-"),
+    };
+    macro_rules! request_line {
+        ($mac:ident) => {
+            $mac!(
+                request_id = %id,
+                method = %method,
+                path = %path,
+                status = resp.status().as_u16(),
+                duration_ms = started.elapsed().as_millis() as u64,
+                cache = %header(X_CACHE),
+                served_by = %header(X_SERVED_BY),
+                reason = %reason,
+                "request"
+            )
+        };
+    }
+    match level {
+        Level::ERROR => request_line!(error),
+        Level::WARN => request_line!(warn),
+        _ => request_line!(info),
+    }
     resp
 }

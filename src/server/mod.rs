@@ -18,7 +18,6 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context};
 use axum::http::StatusCode;
 use axum::{middleware, Router};
-use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::cluster::keys::ClusterKeys;
@@ -27,6 +26,7 @@ use crate::cluster::purge_sync;
 use crate::cluster::purges::PurgeList;
 use crate::cluster::Role;
 use crate::config::Config;
+use crate::edge::{self, connections::Connections, metrics::EdgeMetrics};
 use crate::gateway::{self, Backends, Gateway};
 use crate::metrics::Metrics;
 use crate::pipeline::Limits;
@@ -45,8 +45,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let metrics = Metrics::new(has_gateway, has_worker);
     let keys = cfg.cluster_secret.as_deref().map(ClusterKeys::derive);
 
-    let listener = TcpListener::bind(cfg.http_addr)
-        .await
+    let listener = edge::serve::bind(cfg.http_addr, cfg.header_read_timeout)
         .with_context(|| format!("HTTP_ADDR {}: cannot listen", cfg.http_addr))?;
     let http_port = listener
         .local_addr()
@@ -85,6 +84,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         None => None,
     };
 
+    let connections = Connections::new(cfg.max_connections, metrics.edge.connections.clone());
+    let edge_metrics = metrics.edge.clone();
     let node = Node {
         name: cfg.name.clone(),
         role: cfg.role,
@@ -98,15 +99,28 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         (Some(w), Some(k), Role::Worker) => Some((w, k)),
         _ => None,
     };
-    let app = router(node, gateway, worker_api);
+    let public = gateway.map(|g| {
+        gateway::routes(g, |image| {
+            edge::guard(image, &cfg.edge, edge_metrics.clone())
+        })
+    });
+    let app = router(node, public, worker_api, edge_metrics);
     info!(
         name = %cfg.name,
         role = %cfg.role,
         http = %cfg.http_addr,
         advertise = %advertise_http,
+        max_connections = cfg.max_connections,
         "img-proxy node started"
     );
-    let served = shutdown::serve_until_signal(listener, app, membership).await;
+    let serve_cfg = edge::serve::ServeConfig {
+        deadlines: edge::connections::Deadlines {
+            header_read: cfg.header_read_timeout,
+            keep_alive: cfg.keep_alive_timeout,
+        },
+    };
+    let served =
+        shutdown::serve_until_signal(listener, app, connections, serve_cfg, membership).await;
     if let Some(disk) = disk {
         disk.close_within(CLOSE_DISK_DEADLINE).await;
     }
@@ -190,6 +204,8 @@ async fn build_worker(
         max_queue: cfg.max_queue,
         disk,
         purges,
+        max_fetches: cfg.max_origin_fetches,
+        max_fetches_per_host: cfg.max_fetches_per_host,
     };
     Worker::new(cfg.name.clone(), worker_cfg, metrics)
         .map_err(|e| anyhow!("cannot start the worker: {e}"))
@@ -215,11 +231,13 @@ fn backends(
     }
 }
 
-/// The node's routes for its role, behind the access log.
+/// The node's routes for its role, behind the access log; `public` is the
+/// gateway's `/image`, already behind the [`edge::guard`] checks.
 fn router(
     node: Node,
-    gateway: Option<Arc<Gateway>>,
+    public: Option<Router>,
     worker_api: Option<(Arc<Worker>, ClusterKeys)>,
+    edge_metrics: EdgeMetrics,
 ) -> Router {
     let readiness = ready::Readiness {
         name: node.name.clone(),
@@ -227,11 +245,11 @@ fn router(
         membership: node.membership.clone(),
     };
     let mut app = node_routes::routes(node).merge(ready::routes(readiness));
-    if let Some(g) = gateway {
-        app = app.merge(gateway::routes(g));
+    if let Some(p) = public {
+        app = app.merge(p);
     }
     if let Some((w, k)) = worker_api {
-        app = app.merge(worker_api::routes(w, k));
+        app = app.merge(worker_api::routes(w, k, edge_metrics));
     }
     app.fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
         .layer(middleware::from_fn(access_log::log_request))

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::cluster::membership::Membership;
+use crate::edge::{self, connections::Connections, serve::ServeConfig};
 
 /// From the shutdown signal to exit, whatever is still in flight.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(9);
@@ -20,6 +20,8 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(9);
 pub async fn serve_until_signal(
     listener: TcpListener,
     app: Router,
+    connections: Arc<Connections>,
+    serve_cfg: ServeConfig,
     membership: Option<Arc<Membership>>,
 ) -> anyhow::Result<()> {
     let (stop_tx, mut stop_rx) = watch::channel(false);
@@ -35,7 +37,7 @@ pub async fn serve_until_signal(
         }
     });
     let mut drained = stop_rx.clone();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let serve = edge::serve::serve(listener, app, connections, serve_cfg, async move {
         let _ = drained.wait_for(|stop| *stop).await;
     });
     let deadline = async move {
@@ -44,7 +46,7 @@ pub async fn serve_until_signal(
     };
     tokio::pin!(deadline);
     tokio::select! {
-        res = serve => res.context("HTTP server failed")?,
+        _ = serve => {},
         _ = &mut deadline => warn!("shutdown deadline reached with requests still in flight"),
     }
     tokio::select! {

@@ -15,7 +15,6 @@
 //! - nothing identifying leaks to the origin: no cookies, no auth, no
 //!   Referer, a fixed User-Agent, no proxy.
 
-use std::error::Error as StdError;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
@@ -23,6 +22,8 @@ use bytes::{Bytes, BytesMut};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{redirect, StatusCode};
 use url::{Host, Url};
+
+use crate::error_chain::one_line;
 
 use super::netguard::{find_host_blocked, AddressPolicy, GuardedResolver};
 use crate::protocol::{check_source_url, SourceUrlError};
@@ -158,7 +159,7 @@ impl OriginClient {
             .connect_timeout(CONNECT_TIMEOUT.min(cfg.timeout))
             .build()
             .map_err(|e| {
-                FetchError::Upstream(format!("cannot build HTTP client: {}", chain(&e)))
+                FetchError::Upstream(format!("cannot build HTTP client: {}", one_line(&e)))
             })?;
 
         Ok(OriginClient {
@@ -249,7 +250,7 @@ impl OriginClient {
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| FetchError::Upstream(format!("reading body failed: {}", chain(&e))))?
+            .map_err(|e| FetchError::Upstream(format!("reading body failed: {}", one_line(&e))))?
         {
             // u64 arithmetic: a usize length always fits on supported targets.
             let total = buf.len() as u64 + chunk.len() as u64;
@@ -320,24 +321,9 @@ fn map_send_error(err: &reqwest::Error) -> FetchError {
         return FetchError::Forbidden(blocked.to_string());
     }
     if err.is_timeout() {
-        return FetchError::Upstream(format!("connecting to origin timed out: {}", chain(err)));
+        return FetchError::Upstream(format!("connecting to origin timed out: {}", one_line(err)));
     }
-    FetchError::Upstream(chain(err))
-}
-
-/// Renders an error and its sources on one line, skipping repeats (hyper
-/// and reqwest often wrap the same message), so logs show the root cause.
-fn chain(err: &(dyn StdError + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
-        let msg = e.to_string().replace(['\n', '\r'], " ");
-        if !msg.is_empty() && !parts.iter().any(|p| p.contains(&msg)) {
-            parts.push(msg);
-        }
-        cur = e.source();
-    }
-    parts.join(": ")
+    FetchError::Upstream(one_line(err))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod disk;
 pub mod fetch;
+pub mod fetch_slots;
 pub mod netguard;
 pub mod purge;
 pub mod tiers;
@@ -26,6 +27,7 @@ use crate::pipeline::{transform, Limits, PipelineError, Pool, PoolError, Transfo
 use crate::protocol::CacheStatus;
 use cache::{CachedImage, ImageCache};
 use fetch::{FetchConfig, FetchError, OriginClient};
+use fetch_slots::{FetchSlots, SlotsFull};
 use tiers::{Tier, Tiers};
 
 /// Why the worker could not produce an image. Mapped to an HTTP status in
@@ -46,6 +48,9 @@ pub enum WorkerError {
     /// Every image thread is busy and the queue is full: retry shortly.
     #[error("too many images are being processed; retry shortly")]
     Busy,
+    /// `MAX_ORIGIN_FETCHES` or `MAX_FETCHES_PER_HOST` fetches are running.
+    #[error(transparent)]
+    FetchesBusy(#[from] SlotsFull),
     /// A bug or a crashed task; never the user's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -60,6 +65,7 @@ pub struct Worker {
     metrics: WorkerMetrics,
     pool: Pool,
     limits: Limits,
+    fetch_slots: Arc<FetchSlots>,
 }
 
 /// The answer of [`Worker::get_or_fill`].
@@ -84,6 +90,10 @@ pub struct WorkerConfig {
     pub disk: Option<Arc<disk::DiskTier>>,
     /// Purge records to apply to every tier.
     pub purges: Arc<crate::cluster::purges::PurgeList>,
+    /// Concurrent origin fetches (`MAX_ORIGIN_FETCHES`).
+    pub max_fetches: usize,
+    /// Concurrent fetches from one host (`MAX_FETCHES_PER_HOST`).
+    pub max_fetches_per_host: usize,
 }
 
 /// The cache key of `url` transformed by `opts`: the URL alone for the
@@ -118,6 +128,7 @@ impl Worker {
             metrics,
             pool: Pool::new(cfg.threads, cfg.max_queue),
             limits: cfg.limits,
+            fetch_slots: FetchSlots::new(cfg.max_fetches, cfg.max_fetches_per_host),
         }))
     }
 
@@ -235,6 +246,10 @@ impl Worker {
     /// Downloads `url` and checks that it is a whole image of a format we
     /// serve: a truncated body must not be cached and passed on as is.
     async fn download_original(&self, url: &Url) -> Result<Arc<CachedImage>, WorkerError> {
+        let host = url.host_str().unwrap_or("");
+        let _slot = self.fetch_slots.try_acquire(host).inspect_err(|_| {
+            self.count_error("busy");
+        })?;
         let started = Instant::now();
         let result = self.origin.fetch(url).await;
         self.metrics
@@ -257,8 +272,8 @@ impl Worker {
     }
 
     fn count_error(&self, kind: &str) {
-        // Labels are a small fixed set (FetchError::kind, "not_image" and
-        // "truncated").
+        // Labels are a small fixed set (FetchError::kind, "not_image",
+        // "truncated" and "busy").
         self.metrics
             .fetch_errors
             .get_or_create(&KindLabel {

@@ -295,6 +295,19 @@ impl Node {
         gossip: SocketAddr,
         env: &[(&str, String)],
     ) -> Node {
+        Node::spawn_limited(role, name, http, gossip, env, None)
+    }
+
+    /// Like [`Node::spawn_at`], with the process's descriptor limit
+    /// (`RLIMIT_NOFILE`, soft and hard) set to `nofile`, as `ulimit -n` would.
+    pub fn spawn_limited(
+        role: &str,
+        name: &str,
+        http: SocketAddr,
+        gossip: SocketAddr,
+        env: &[(&str, String)],
+        nofile: Option<u64>,
+    ) -> Node {
         let log = std::env::temp_dir().join(format!(
             "img-proxy-test-{}-{name}-{}.log",
             std::process::id(),
@@ -319,6 +332,23 @@ impl Node {
             .kill_on_drop(true);
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        if let Some(n) = nofile {
+            // SAFETY: setrlimit is async-signal-safe and touches nothing
+            // but the child's own limits.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let child = cmd.spawn().expect("spawn img-proxy");
         Node {
@@ -524,4 +554,26 @@ pub async fn get_image_with(
         req = req.header(*k, *v);
     }
     req.send().await.unwrap()
+}
+
+/// Sends `n` requests for `path?n=<i>` on `origin` (which the test holds
+/// back with [`Origin::hold`]) through `node`, and returns once the origin
+/// has seen them all: they are then in flight, holding their slots.
+pub async fn start_held(
+    node: &Node,
+    origin: &Origin,
+    path: &str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>> {
+    let held = (0..n)
+        .map(|i| {
+            let url = origin.url(&format!("{path}?n={i}"));
+            let node_url = node.url("/image");
+            tokio::spawn(async move { client().get(node_url).query(&[("url", url)]).send().await })
+        })
+        .collect();
+    while origin.hits(path) < n {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    held
 }

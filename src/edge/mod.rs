@@ -1,0 +1,88 @@
+//! The node's edge: what happens to a client's connection and request
+//! before the gateway does any work for it.
+//!
+//! - [`serve`]: the accept loop, with deadlines for request heads and idle
+//!   connections, bounded heads, and a cap on open connections
+//!   ([`connections`], sized by [`fd_limit`]).
+//! - [`guard`]: the checks in front of `/image`, in this order, one
+//!   middleware per file: [`url_length`] (414), [`signature`] (403),
+//!   [`presets`] (400), [`sources`] (403), [`in_flight`] (503).
+
+pub mod connections;
+pub mod error;
+pub mod fd_limit;
+pub mod in_flight;
+pub mod metrics;
+pub mod presets;
+pub mod query;
+pub mod serve;
+pub mod sign_cli;
+pub mod signature;
+pub mod sources;
+pub mod url_length;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+
+use error::EdgeError;
+use in_flight::InFlight;
+use metrics::EdgeMetrics;
+use presets::Presets;
+use signature::SigningKeys;
+use sources::AllowedSources;
+
+/// The request policy of a gateway, from its configuration.
+#[derive(Debug, Clone)]
+pub struct EdgePolicy {
+    /// `URL_SIGNING_KEYS`; `None` serves unsigned requests.
+    pub signing: Option<SigningKeys>,
+    /// `ALLOWED_SOURCES`; `None` allows every public host.
+    pub sources: Option<AllowedSources>,
+    /// `PRESETS` and `ONLY_PRESETS`.
+    pub presets: Presets,
+    /// `MAX_IN_FLIGHT`.
+    pub max_in_flight: usize,
+}
+
+/// Wraps the public image routes in the edge checks, and counts what they
+/// refuse.
+pub fn guard(routes: Router, policy: &EdgePolicy, metrics: EdgeMetrics) -> Router {
+    let mut r = routes.layer(middleware::from_fn_with_state(
+        Arc::new(InFlight::new(policy.max_in_flight)),
+        in_flight::limit,
+    ));
+    if let Some(sources) = &policy.sources {
+        r = r.layer(middleware::from_fn_with_state(
+            Arc::new(sources.clone()),
+            sources::require,
+        ));
+    }
+    if policy.presets.is_active() {
+        r = r.layer(middleware::from_fn_with_state(
+            Arc::new(policy.presets.clone()),
+            presets::expand,
+        ));
+    }
+    if let Some(keys) = &policy.signing {
+        r = r.layer(middleware::from_fn_with_state(
+            Arc::new(keys.clone()),
+            signature::require,
+        ));
+    }
+    r.layer(middleware::from_fn(url_length::limit))
+        .layer(middleware::from_fn_with_state(metrics, count_refusals))
+}
+
+/// Counts refusals by kind (`img_proxy_requests_refused_total`); the kind
+/// travels as a response extension set where the error became a response.
+async fn count_refusals(State(metrics): State<EdgeMetrics>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    if let Some(e) = resp.extensions().get::<EdgeError>() {
+        metrics.count_refusal(e.kind());
+    }
+    resp
+}
