@@ -20,13 +20,15 @@
 //!   request id, image answers. Gateway and worker depend on it, not on
 //!   each other.
 //! - [`worker_api`]: the worker's HTTP face, serving the protocol.
-//! - [`worker`]: the cache and the guarded origin fetch (`get_or_fill`).
-//! - [`cluster`]: gossip membership, placement, and the keys and signatures
-//!   that keep outsiders out.
+//! - [`worker`]: the cache tiers (memory, disk, purges) and the guarded
+//!   origin fetch (`get_or_fill`).
+//! - [`cluster`]: gossip membership, placement, purge records carried in
+//!   gossip, and the keys and signatures that keep outsiders out.
 //! - [`pipeline`]: what looks inside image bytes, as a list of steps
 //!   (probe, decode, render, encode; `pipeline/transform.rs` lists them).
 //! - [`metrics`]: Prometheus metrics, one registry per node.
-//! - [`error`]: the one place where errors become HTTP statuses.
+//! - [`error`]: the one place where errors become HTTP statuses;
+//!   [`error_chain`] renders an error and its causes on one line for logs.
 //! - [`probe`]: `img-proxy probe URL`, the image's own healthcheck.
 
 pub mod cluster;
