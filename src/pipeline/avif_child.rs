@@ -30,6 +30,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::avif;
+use super::heif::Avif;
 use super::pixels::Pixels;
 use super::transform::PipelineError;
 
@@ -157,11 +158,7 @@ fn decoder_program() -> Result<Option<PathBuf>, PipelineError> {
 
 /// Decodes a parsed AVIF (`src` is the file `parsed` came from) in a child
 /// process; every failure of the child is a [`PipelineError::Corrupt`].
-pub(crate) fn decode(
-    src: &[u8],
-    parsed: &avif::Parsed,
-    max_pixels: u64,
-) -> Result<Pixels, PipelineError> {
+pub(crate) fn decode(src: &[u8], parsed: &Avif, max_pixels: u64) -> Result<Pixels, PipelineError> {
     let Some(program) = decoder_program()? else {
         return avif::decode(parsed, max_pixels);
     };

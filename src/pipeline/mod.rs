@@ -23,9 +23,13 @@ mod avif;
 #[cfg(feature = "avif-decode")]
 #[doc(hidden)]
 pub mod avif_child;
+#[cfg(feature = "avif-decode")]
+mod avif_compose;
 mod color;
 mod decode;
 mod encode;
+mod heif;
+mod heif_track;
 mod jpeg;
 mod jpeg_dc;
 mod pixels;

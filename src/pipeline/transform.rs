@@ -272,7 +272,11 @@ fn transform_inner(
         }
         #[cfg(feature = "avif-decode")]
         SourceFormat::Avif => match &avif {
-            Some(a) => (avif_child::decode(src, a, limits.max_pixels)?, None, 1),
+            Some(a) => (
+                avif_child::decode(src, a, limits.max_pixels)?,
+                a.icc.clone(),
+                a.orientation,
+            ),
             None => return Err(PipelineError::Internal("AVIF not parsed".into())),
         },
         #[cfg(not(feature = "avif-decode"))]
