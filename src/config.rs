@@ -50,7 +50,7 @@ pub enum Command {
     /// decoder on hostile input cannot take the worker down.
     #[cfg(feature = "avif-decode")]
     #[command(name = "__decode-avif", hide = true)]
-    DecodeAvif(crate::pipeline::avif_child::DecodeAvifArgs),
+    DecodeAvif(crate::pipeline::avif::child::DecodeAvifArgs),
 }
 
 /// Settings shared by every role. Each is an environment variable (the

@@ -11,19 +11,17 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::cluster::auth::AuthError;
-use crate::pipeline::OptionError;
+use crate::protocol::RequestError;
 use crate::worker::fetch::FetchError;
 use crate::worker::WorkerError;
 
 /// Any error a handler answers with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// An image option is invalid; the message names the option.
+    /// The request itself is wrong: missing or invalid `url`, an invalid
+    /// option (the message names it), an unreadable body.
     #[error(transparent)]
-    Option(#[from] OptionError),
-    /// The request itself is wrong (missing or invalid parameter).
-    #[error("{0}")]
-    BadRequest(String),
+    Request(#[from] RequestError),
     /// Internal API call without valid cluster credentials.
     #[error(transparent)]
     Auth(AuthError),
@@ -42,7 +40,7 @@ impl ApiError {
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) | ApiError::Option(_) => StatusCode::BAD_REQUEST,
+            ApiError::Request(_) => StatusCode::BAD_REQUEST,
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotCached => StatusCode::NOT_FOUND,
             ApiError::NoWorker => StatusCode::SERVICE_UNAVAILABLE,

@@ -10,12 +10,19 @@
 //! Where a request goes, module by module:
 //!
 //! - [`config`]: flags and environment variables, validated at start-up.
-//! - [`server`]: builds a node for its role and serves HTTP.
+//! - [`server`]: assembles a node for its role (membership, worker,
+//!   gateway, router) and serves HTTP until a shutdown signal.
 //! - [`gateway`]: `GET /image`, routing and failover.
+//! - [`protocol`]: the contract between gateways and workers: `/v1` paths,
+//!   header names, the query and fill request, source-URL rules, the
+//!   request id, image answers. Gateway and worker depend on it, not on
+//!   each other.
+//! - [`worker_api`]: the worker's HTTP face, serving the protocol.
+//! - [`worker`]: the cache and the guarded origin fetch (`get_or_fill`).
 //! - [`cluster`]: gossip membership, placement, and the keys and signatures
 //!   that keep outsiders out.
-//! - [`worker`]: the internal API, the cache, and the guarded origin fetch.
-//! - [`pipeline`]: what looks inside image bytes.
+//! - [`pipeline`]: what looks inside image bytes, as a list of steps
+//!   (probe, decode, render, encode; `pipeline/transform.rs` lists them).
 //! - [`metrics`]: Prometheus metrics, one registry per node.
 //! - [`error`]: the one place where errors become HTTP statuses.
 
@@ -25,7 +32,7 @@ pub mod error;
 pub mod gateway;
 pub mod metrics;
 pub mod pipeline;
+pub mod protocol;
 pub mod server;
 pub mod worker;
-
-pub use server::RequestId;
+pub mod worker_api;

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
         }
         #[cfg(feature = "avif-decode")]
         Some(Command::DecodeAvif(args)) => {
-            return img_proxy::pipeline::avif_child::child_main(&args);
+            return img_proxy::pipeline::avif::child::child_main(&args);
         }
     };
     let config = match args.into_config(role) {

@@ -66,6 +66,99 @@ pub struct WorkerMetrics {
     pub fetch_errors: Family<KindLabel, Counter>,
 }
 
+impl GatewayMetrics {
+    /// Creates the gateway's metrics, registered in `registry`.
+    fn register(registry: &mut Registry) -> GatewayMetrics {
+        let m = GatewayMetrics {
+            requests: Family::default(),
+            request_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            routed: Family::default(),
+            failovers: Counter::default(),
+            live_workers: Gauge::default(),
+        };
+        registry.register(
+            "gateway_requests",
+            "User requests answered by the gateway, by HTTP status",
+            m.requests.clone(),
+        );
+        registry.register_with_unit(
+            "gateway_request_duration",
+            "Time for the gateway to answer a user request",
+            Unit::Seconds,
+            m.request_duration.clone(),
+        );
+        registry.register(
+            "gateway_routed",
+            "Requests forwarded by the gateway, by the worker that answered",
+            m.routed.clone(),
+        );
+        registry.register(
+            "gateway_failovers",
+            "Times a worker could not be reached and the next worker in hash order was tried",
+            m.failovers.clone(),
+        );
+        registry.register(
+            "gateway_live_workers",
+            "Workers currently live in this gateway's view of the cluster",
+            m.live_workers.clone(),
+        );
+        m
+    }
+}
+
+impl WorkerMetrics {
+    /// Creates the worker's metrics, registered in `registry`.
+    fn register(registry: &mut Registry) -> WorkerMetrics {
+        let m = WorkerMetrics {
+            cache_hits: Counter::default(),
+            cache_misses: Counter::default(),
+            cache_evictions: Counter::default(),
+            cache_entries: Gauge::default(),
+            cache_bytes: Gauge::default(),
+            fetch_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            fetch_errors: Family::default(),
+        };
+        registry.register(
+            "cache_hits",
+            "Requests answered from the worker cache",
+            m.cache_hits.clone(),
+        );
+        registry.register(
+            "cache_misses",
+            "Requests that found nothing in the worker cache",
+            m.cache_misses.clone(),
+        );
+        registry.register(
+            "cache_evictions",
+            "Cache entries removed because of the byte budget or the TTL",
+            m.cache_evictions.clone(),
+        );
+        registry.register(
+            "cache_entries",
+            "Entries in the worker cache",
+            m.cache_entries.clone(),
+        );
+        registry.register_with_unit(
+            "cache_size",
+            "Bytes held in the worker cache",
+            Unit::Bytes,
+            m.cache_bytes.clone(),
+        );
+        registry.register_with_unit(
+            "origin_fetch_duration",
+            "Time to fetch an image from its origin",
+            Unit::Seconds,
+            m.fetch_duration.clone(),
+        );
+        registry.register(
+            "origin_fetch_errors",
+            "Origin fetches that failed, by kind",
+            m.fetch_errors.clone(),
+        );
+        m
+    }
+}
+
 /// All of one node's metrics and the registry that encodes them.
 pub struct Metrics {
     registry: Registry,
@@ -81,91 +174,8 @@ impl Metrics {
     /// Registers the metrics for a node that runs the given parts.
     pub fn new(gateway: bool, worker: bool) -> Arc<Metrics> {
         let mut registry = Registry::with_prefix("img_proxy");
-        let gateway = gateway.then(|| {
-            let m = GatewayMetrics {
-                requests: Family::default(),
-                request_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
-                routed: Family::default(),
-                failovers: Counter::default(),
-                live_workers: Gauge::default(),
-            };
-            registry.register(
-                "gateway_requests",
-                "User requests answered by the gateway, by HTTP status",
-                m.requests.clone(),
-            );
-            registry.register_with_unit(
-                "gateway_request_duration",
-                "Time for the gateway to answer a user request",
-                Unit::Seconds,
-                m.request_duration.clone(),
-            );
-            registry.register(
-                "gateway_routed",
-                "Requests forwarded by the gateway, by the worker that answered",
-                m.routed.clone(),
-            );
-            registry.register(
-                "gateway_failovers",
-                "Times a worker could not be reached and the next worker in hash order was tried",
-                m.failovers.clone(),
-            );
-            registry.register(
-                "gateway_live_workers",
-                "Workers currently live in this gateway's view of the cluster",
-                m.live_workers.clone(),
-            );
-            m
-        });
-        let worker = worker.then(|| {
-            let m = WorkerMetrics {
-                cache_hits: Counter::default(),
-                cache_misses: Counter::default(),
-                cache_evictions: Counter::default(),
-                cache_entries: Gauge::default(),
-                cache_bytes: Gauge::default(),
-                fetch_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
-                fetch_errors: Family::default(),
-            };
-            registry.register(
-                "cache_hits",
-                "Requests answered from the worker cache",
-                m.cache_hits.clone(),
-            );
-            registry.register(
-                "cache_misses",
-                "Requests that found nothing in the worker cache",
-                m.cache_misses.clone(),
-            );
-            registry.register(
-                "cache_evictions",
-                "Cache entries removed because of the byte budget or the TTL",
-                m.cache_evictions.clone(),
-            );
-            registry.register(
-                "cache_entries",
-                "Entries in the worker cache",
-                m.cache_entries.clone(),
-            );
-            registry.register_with_unit(
-                "cache_size",
-                "Bytes held in the worker cache",
-                Unit::Bytes,
-                m.cache_bytes.clone(),
-            );
-            registry.register_with_unit(
-                "origin_fetch_duration",
-                "Time to fetch an image from its origin",
-                Unit::Seconds,
-                m.fetch_duration.clone(),
-            );
-            registry.register(
-                "origin_fetch_errors",
-                "Origin fetches that failed, by kind",
-                m.fetch_errors.clone(),
-            );
-            m
-        });
+        let gateway = gateway.then(|| GatewayMetrics::register(&mut registry));
+        let worker = worker.then(|| WorkerMetrics::register(&mut registry));
         let gossip_rejected = Counter::default();
         registry.register(
             "gossip_rejected_datagrams",

@@ -1,6 +1,6 @@
 //! Cluster membership: which nodes are up, what they do, where to reach them.
 //!
-//! Gateways place each URL on a worker by consistent hashing over the live
+//! Gateways place each URL on a worker by rendezvous hashing over the live
 //! workers, so every node needs the same, current list. This module runs
 //! chitchat (scuttlebutt gossip with a phi-accrual failure detector) over the
 //! sealed UDP transport ([`super::sealed`]) and turns its state into a sorted
@@ -214,6 +214,72 @@ fn failure_detector_config() -> FailureDetectorConfig {
     }
 }
 
+/// Refuses settings that would break gossip or the failure-detection
+/// budget, naming the value at fault.
+fn validate(cfg: &MembershipConfig) -> Result<(), MembershipError> {
+    if cfg.name.is_empty() {
+        return Err(MembershipError::InvalidConfig(
+            "node name is empty".to_string(),
+        ));
+    }
+    if cfg.gossip_interval.is_zero() || cfg.gossip_interval > MAX_GOSSIP_INTERVAL {
+        return Err(MembershipError::InvalidConfig(format!(
+            "gossip interval {:?} must be > 0 and <= {:?} (failure detection budget)",
+            cfg.gossip_interval, MAX_GOSSIP_INTERVAL
+        )));
+    }
+    for (what, addr) in [
+        ("advertised gossip", cfg.advertise_gossip),
+        ("advertised HTTP", cfg.advertise_http),
+    ] {
+        if addr.ip().is_unspecified() {
+            return Err(MembershipError::InvalidConfig(format!(
+                "{what} address {addr} is unspecified; peers need a reachable IP"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The gossip socket and the address it is bound to (the port may have
+/// been 0).
+async fn bind(
+    listen_addr: SocketAddr,
+) -> Result<(tokio::net::UdpSocket, SocketAddr), MembershipError> {
+    let bind_error = |cause| MembershipError::Bind {
+        addr: listen_addr,
+        cause,
+    };
+    let socket = tokio::net::UdpSocket::bind(listen_addr)
+        .await
+        .map_err(bind_error)?;
+    let bound = socket.local_addr().map_err(bind_error)?;
+    Ok((socket, bound))
+}
+
+/// chitchat's settings: ours for failure detection, and a liveness
+/// predicate that hides leaving or incomplete nodes.
+fn chitchat_config(
+    chitchat_id: ChitchatId,
+    gossip_interval: Duration,
+    listen_addr: SocketAddr,
+    seed_nodes: Vec<String>,
+) -> ChitchatConfig {
+    ChitchatConfig {
+        chitchat_id,
+        cluster_id: CLUSTER_ID.to_string(),
+        gossip_interval,
+        listen_addr,
+        seed_nodes,
+        failure_detector_config: failure_detector_config(),
+        marked_for_deletion_grace_period: DEAD_NODE_GRACE_PERIOD,
+        catchup_callback: None,
+        extra_liveness_predicate: Some(Box::new(|state: &NodeState| {
+            state.get(KEY_LEAVING).is_none() && member_keys(state).is_some()
+        })),
+    }
+}
+
 impl Membership {
     /// Binds the gossip socket, publishes our keys and starts gossiping.
     ///
@@ -221,68 +287,23 @@ impl Membership {
     /// background (watch [`Membership::watch`]). Errors are configuration
     /// problems the operator must fix, so they name the offending value.
     pub async fn start(cfg: MembershipConfig) -> Result<Membership, MembershipError> {
-        if cfg.name.is_empty() {
-            return Err(MembershipError::InvalidConfig(
-                "node name is empty".to_string(),
-            ));
-        }
-        if cfg.gossip_interval.is_zero() || cfg.gossip_interval > MAX_GOSSIP_INTERVAL {
-            return Err(MembershipError::InvalidConfig(format!(
-                "gossip interval {:?} must be > 0 and <= {:?} (failure detection budget)",
-                cfg.gossip_interval, MAX_GOSSIP_INTERVAL
-            )));
-        }
-        for (what, addr) in [
-            ("advertised gossip", cfg.advertise_gossip),
-            ("advertised HTTP", cfg.advertise_http),
-        ] {
-            if addr.ip().is_unspecified() {
-                return Err(MembershipError::InvalidConfig(format!(
-                    "{what} address {addr} is unspecified; peers need a reachable IP"
-                )));
-            }
-        }
-
-        let socket = tokio::net::UdpSocket::bind(cfg.listen_addr)
-            .await
-            .map_err(|cause| MembershipError::Bind {
-                addr: cfg.listen_addr,
-                cause,
-            })?;
-        let bound = socket.local_addr().map_err(|cause| MembershipError::Bind {
-            addr: cfg.listen_addr,
-            cause,
-        })?;
+        validate(&cfg)?;
+        let (socket, bound) = bind(cfg.listen_addr).await?;
         let mut advertise_gossip = cfg.advertise_gossip;
         if advertise_gossip.port() == 0 {
             advertise_gossip.set_port(bound.port());
         }
-
         let seeds = cfg
             .seeds
             .iter()
             .map(|seed| normalize_seed(seed, advertise_gossip.port()))
             .collect::<Result<Vec<_>, _>>()?;
-
         let generation_id = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0);
         let chitchat_id = ChitchatId::new(cfg.name.clone(), generation_id, advertise_gossip);
-
-        let config = ChitchatConfig {
-            chitchat_id,
-            cluster_id: CLUSTER_ID.to_string(),
-            gossip_interval: cfg.gossip_interval,
-            listen_addr: bound,
-            seed_nodes: seeds,
-            failure_detector_config: failure_detector_config(),
-            marked_for_deletion_grace_period: DEAD_NODE_GRACE_PERIOD,
-            catchup_callback: None,
-            extra_liveness_predicate: Some(Box::new(|state: &NodeState| {
-                state.get(KEY_LEAVING).is_none() && member_keys(state).is_some()
-            })),
-        };
+        let config = chitchat_config(chitchat_id, cfg.gossip_interval, bound, seeds);
         let initial_keys = vec![
             (KEY_ROLE.to_string(), cfg.role.as_str().to_string()),
             (KEY_HTTP_ADDR.to_string(), cfg.advertise_http.to_string()),
@@ -350,7 +371,7 @@ impl Membership {
     }
 
     /// A receiver that changes whenever [`Membership::live_members`] does
-    /// (and only then), so the placement ring is rebuilt only on real change.
+    /// (and only then), so watchers wake only on real change.
     pub fn watch(&self) -> watch::Receiver<Vec<Member>> {
         self.members_rx.clone()
     }

@@ -12,31 +12,18 @@ use tracing::warn;
 use url::Url;
 
 use super::Gateway;
-use crate::cluster::auth::{self, AUTH_HEADER};
+use crate::cluster::auth;
 use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::Member;
 use crate::cluster::placement;
 use crate::error::ApiError;
 use crate::metrics::WorkerLabel;
 use crate::pipeline::TransformOptions;
-use crate::worker::api::CacheRequest;
-use crate::RequestId;
+use crate::protocol::header::{CLUSTER_AUTH, RELAYED, X_REQUEST_ID};
+use crate::protocol::{FillRequest, RequestId, FILL_PATH, LOOKUP_PATH};
 
 /// Deadline for the cache lookup: it never touches an origin.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Headers of a worker's answer that the user gets too.
-const PASSED_HEADERS: [&str; 9] = [
-    "content-type",
-    "content-length",
-    "etag",
-    "cache-control",
-    "vary",
-    "retry-after",
-    "x-cache",
-    "x-served-by",
-    "x-content-type-options",
-];
 
 /// Why a worker did not answer; the gateway then tries the next one.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +68,7 @@ pub(super) async fn forward(
     Err(ApiError::NoWorker)
 }
 
-/// One worker: lookup, then fetch on a miss.
+/// One worker: lookup, then fill on a miss.
 async fn ask(
     gw: &Gateway,
     keys: &ClusterKeys,
@@ -94,7 +81,7 @@ async fn ask(
     let endpoint = |path: &str| {
         Url::parse(&format!("{base}{path}")).map_err(|_| Unreachable::BadAddress(base.clone()))
     };
-    let mut lookup = endpoint("/v1/image")?;
+    let mut lookup = endpoint(LOOKUP_PATH)?;
     {
         let mut q = lookup.query_pairs_mut();
         q.append_pair("url", url.as_str());
@@ -115,8 +102,8 @@ async fn ask(
     if resp.status() != reqwest::StatusCode::NOT_FOUND {
         return relay(resp).await;
     }
-    let fill = endpoint("/v1/cache")?;
-    let body = serde_json::to_vec(&CacheRequest::new(url, opts)).unwrap_or_default();
+    let fill = endpoint(FILL_PATH)?;
+    let body = serde_json::to_vec(&FillRequest::new(url, opts)).unwrap_or_default();
     let resp = send(
         gw,
         keys,
@@ -154,8 +141,8 @@ async fn send(
         .client
         .request(method, url)
         .timeout(timeout)
-        .header(AUTH_HEADER, signature)
-        .header("x-request-id", &request_id.0);
+        .header(CLUSTER_AUTH, signature)
+        .header(X_REQUEST_ID, &request_id.0);
     if !body.is_empty() {
         req = req.header("content-type", "application/json").body(body);
     }
@@ -174,7 +161,7 @@ async fn relay(resp: reqwest::Response) -> Result<Response, Unreachable> {
     let body = resp.bytes().await?;
     let mut out = Response::new(Body::from(body));
     *out.status_mut() = status;
-    for name in PASSED_HEADERS {
+    for name in RELAYED {
         if let Some(v) = headers.get(name) {
             out.headers_mut()
                 .insert(HeaderName::from_static(name), v.clone());

@@ -2,7 +2,8 @@
 //!
 //! A gateway validates the request, ranks the live workers for the source
 //! URL (see [`crate::cluster::placement`]), and asks the owner: first
-//! `GET /v1/image` (cached?), then on a 404 `POST /v1/cache` (fetch it).
+//! `GET /v1/image` (cached?), then on a 404 `POST /v1/cache` (fill it):
+//! the internal protocol of [`crate::protocol`].
 //! If the owner cannot be reached (refused, reset, timed out) it moves on to
 //! the next worker in that URL's hash order, so a dead worker costs latency,
 //! not failed requests. In a standalone node the "cluster" is the worker in
@@ -23,14 +24,13 @@ use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::Membership;
 use crate::error::ApiError;
 use crate::metrics::{GatewayMetrics, StatusLabel};
-use crate::worker::api::{image_response, parse_image_query};
-use crate::worker::Worker;
-use crate::RequestId;
+use crate::protocol::header::KEPT_ON_NOT_MODIFIED;
+use crate::protocol::{parse_image_query, LocalWorker, RequestId, PUBLIC_IMAGE_PATH};
 
 /// Where a gateway sends work.
 pub enum Backends {
     /// Standalone: the worker in this process.
-    Local(Arc<Worker>),
+    Local(Box<dyn LocalWorker>),
     /// Cluster: the live workers in gossip membership.
     Cluster {
         membership: Arc<Membership>,
@@ -81,7 +81,7 @@ impl Gateway {
 /// The public routes: `GET /image` (and HEAD, which axum derives).
 pub fn routes(gateway: Arc<Gateway>) -> Router {
     Router::new()
-        .route("/image", get(image))
+        .route(PUBLIC_IMAGE_PATH, get(image))
         .with_state(gateway)
 }
 
@@ -121,19 +121,21 @@ async fn handle(
     let (url, requested) = parse_image_query(query)?;
     // `format=auto` is settled here, so the negotiated format is part of
     // the options the worker caches under.
-    let (opts, vary_accept) = requested.resolve(accept);
+    let resolved = requested.resolve(accept);
+    let opts = resolved.options;
     let mut resp = match &gw.backends {
-        Backends::Local(worker) => {
-            let (img, hit) = worker.fetch(&url, &opts).await.map_err(ApiError::Worker)?;
-            image_response(&img, hit, &worker.name, worker.cache().remaining_ttl(&img))
-        }
+        Backends::Local(worker) => match worker.get_or_fill(&url, &opts).await {
+            Ok(image) => image,
+            // As before the cluster was involved: no `Vary` on errors.
+            Err(error_answer) => return Ok(error_answer),
+        },
         Backends::Cluster { membership, keys } => {
             let workers = membership.live_workers();
             gw.metrics.live_workers.set(workers.len() as i64);
             forward::forward(gw, keys, &workers, &url, &opts, request_id).await?
         }
     };
-    if vary_accept {
+    if resolved.varies_on_accept {
         resp.headers_mut()
             .insert(header::VARY, HeaderValue::from_static("Accept"));
     }
@@ -162,7 +164,7 @@ fn not_modified_if_matching(resp: Response, req_headers: &HeaderMap) -> Response
             nm.headers_mut().insert(name, v.clone());
         }
     }
-    for name in ["x-cache", "x-served-by"] {
+    for name in KEPT_ON_NOT_MODIFIED {
         if let Some(v) = resp.headers().get(name) {
             nm.headers_mut().insert(name, v.clone());
         }

@@ -68,7 +68,7 @@ impl TransformArgs {
             pairs.push(("format", f));
         }
         let req = RequestedOptions::from_query(pairs)?;
-        Ok(req.resolve(None).0)
+        Ok(req.resolve(None).options)
     }
 }
 
@@ -85,7 +85,7 @@ pub fn run(args: TransformArgs) -> anyhow::Result<()> {
             std::fs::create_dir_all(&args.output)
                 .with_context(|| format!("creating output directory {}", args.output.display()))?;
             let out = output_path(&args.output, input, &opts)?;
-            return one(input, &out, &opts, &limits);
+            return transform_file(input, &out, &opts, &limits);
         }
         let opts = match format_from_extension(&args)? {
             Some(f) => TransformArgs {
@@ -95,7 +95,7 @@ pub fn run(args: TransformArgs) -> anyhow::Result<()> {
             .options()?,
             None => opts,
         };
-        return one(input, &args.output, &opts, &limits);
+        return transform_file(input, &args.output, &opts, &limits);
     }
     // Plan every output first: two inputs with one stem (`a.png`, `a.jpg`)
     // would otherwise silently overwrite each other's result.
@@ -132,7 +132,7 @@ pub fn run(args: TransformArgs) -> anyhow::Result<()> {
                     return;
                 };
                 let r = match &planned[i] {
-                    Ok(out) => one(input, out, &opts, &limits),
+                    Ok(out) => transform_file(input, out, &opts, &limits),
                     Err(msg) => Err(anyhow!("{msg}")),
                 };
                 if let Err(e) = r {
@@ -222,7 +222,7 @@ fn read_head(path: &Path, buf: &mut [u8]) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-fn one(
+fn transform_file(
     input: &Path,
     output: &Path,
     opts: &TransformOptions,

@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use moxcms::{ColorProfile, DataColorSpace, Layout, Transform8BitExecutor, TransformOptions};
 
+use super::error::PipelineError;
 use super::pixels::Pixels;
-use super::transform::PipelineError;
 
 type Verdict = Option<Arc<Transform8BitExecutor>>;
 
@@ -109,6 +109,14 @@ pub(crate) fn to_srgb(px: &mut Pixels, icc: &[u8]) -> Result<(), PipelineError> 
         .map_err(|e| PipelineError::Internal(format!("colour conversion failed: {e:?}")))?;
     px.data = out;
     Ok(())
+}
+
+/// [`to_srgb`] when the source has a profile.
+pub(crate) fn to_srgb_if(mut px: Pixels, icc: Option<&[u8]>) -> Result<Pixels, PipelineError> {
+    if let Some(icc) = icc {
+        to_srgb(&mut px, icc)?;
+    }
+    Ok(px)
 }
 
 /// Converts 4-channel CMYK (as libjpeg outputs it) to RGB. `inverted` is

@@ -13,10 +13,11 @@
 //! This checks structure only: a complete file whose compressed data is
 //! damaged is found when it is decoded for a transformation.
 
-use super::jpeg::entropy_end;
-use super::probe::{be32, gif_blocks, le32, GifWalk};
+use super::bytes::{be32, le32};
+use super::error::PipelineError;
+use super::gif::{walk_blocks, GifWalk};
+use super::jpeg_segments::{Segments, EOI};
 use super::sniff::SourceFormat;
-use super::transform::PipelineError;
 
 fn truncated(what: &str) -> PipelineError {
     PipelineError::Corrupt(format!("{what} is truncated"))
@@ -29,7 +30,7 @@ pub fn check_complete(data: &[u8], format: SourceFormat) -> Result<(), PipelineE
         SourceFormat::Png => png_complete(data),
         SourceFormat::Gif => gif_complete(data),
         SourceFormat::WebP => webp_complete(data),
-        SourceFormat::Avif => super::heif::complete(data),
+        SourceFormat::Avif => super::avif::heif::complete(data),
     };
     if complete {
         Ok(())
@@ -45,41 +46,11 @@ pub fn check_complete(data: &[u8], format: SourceFormat) -> Result<(), PipelineE
 }
 
 /// Marker segments are skipped by their length (so an EXIF thumbnail's own
-/// EOI is not mistaken for ours); after SOS, the scan's entropy-coded data
-/// is skipped to the next marker ([`entropy_end`], which steps over
-/// stuffed `FF 00` and restart markers). Complete once EOI is reached
-/// outside any segment.
+/// EOI is not mistaken for ours), and each scan's entropy-coded data to
+/// the next marker (see `jpeg_segments` for the policy on stray bytes).
+/// Complete once EOI is reached outside any segment.
 fn jpeg_complete(d: &[u8]) -> bool {
-    jpeg_eoi(d).is_some()
-}
-
-fn jpeg_eoi(d: &[u8]) -> Option<()> {
-    let mut pos = 2; // after SOI
-    loop {
-        // The next 0xFF (libjpeg skips stray bytes between segments too),
-        // then fill bytes, then the marker code.
-        pos += d.get(pos..)?.iter().position(|&b| b == 0xFF)?;
-        while d.get(pos) == Some(&0xFF) {
-            pos += 1;
-        }
-        let m = *d.get(pos)?;
-        pos += 1;
-        match m {
-            0xD9 => return Some(()),
-            // A stray stuffed zero, TEM, SOI and restart markers: no
-            // length to skip.
-            0x00 | 0x01 | 0xD0..=0xD8 => continue,
-            _ => {}
-        }
-        let len = usize::from(u16::from_be_bytes([*d.get(pos)?, *d.get(pos + 1)?]));
-        if len < 2 || pos + len > d.len() {
-            return None;
-        }
-        pos += len;
-        if m == 0xDA {
-            pos = entropy_end(d, pos)?;
-        }
-    }
+    Segments::new(d).any(|seg| seg.is_ok_and(|s| s.marker == EOI))
 }
 
 /// Chunks are length-prefixed; complete once IEND has been reached.
@@ -106,7 +77,7 @@ fn png_complete(d: &[u8]) -> bool {
 /// show such files in full.
 fn gif_complete(d: &[u8]) -> bool {
     let mut images = 0;
-    match gif_blocks(d, |_, _| {
+    match walk_blocks(d, |_, _| {
         images += 1;
         true
     }) {

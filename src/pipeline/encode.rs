@@ -12,9 +12,10 @@ use image::{ExtendedColorType, ImageEncoder};
 use jpeg_encoder::{ColorType as JpegColor, Encoder as JpegEncoder, SamplingFactor};
 use rgb::FromSlice;
 
+use super::error::PipelineError;
 use super::options::OutputFormat;
 use super::pixels::Pixels;
-use super::transform::PipelineError;
+use super::webp;
 
 /// rav1e speed (1 slowest .. 10 fastest). `format=auto` gives AVIF to
 /// every current browser, so this is the encode most cache misses pay.
@@ -39,7 +40,7 @@ pub(crate) fn encode(
     match format {
         OutputFormat::Jpeg => encode_jpeg(&px, quality),
         OutputFormat::Png => encode_png(&px),
-        OutputFormat::WebP => encode_webp(px.into_rgb_family(), quality),
+        OutputFormat::WebP => webp::encode(px.into_rgb_family(), quality),
         OutputFormat::Avif => encode_avif(px.into_rgb_family(), quality),
     }
 }
@@ -82,50 +83,6 @@ fn encode_png(px: &Pixels) -> Result<Vec<u8>, PipelineError> {
         .write_image(&px.data, px.w, px.h, ct)
         .map_err(|e| enc_err("PNG", e))?;
     Ok(out)
-}
-
-fn encode_webp(px: Pixels, quality: u8) -> Result<Vec<u8>, PipelineError> {
-    const MAX: u32 = 16383; // WebP's format limit
-    if px.w > MAX || px.h > MAX {
-        return Err(PipelineError::Unsupported(format!(
-            "{}x{} is too large for WebP output (max {MAX})",
-            px.w, px.h
-        )));
-    }
-    let stride = (px.w * u32::from(px.ch)) as i32;
-    let mut out: *mut u8 = std::ptr::null_mut();
-    // SAFETY: `px.data` holds w*h*ch bytes with the given stride; libwebp
-    // allocates `out`, which we copy and free with WebPFree.
-    unsafe {
-        let len = if px.ch == 4 {
-            libwebp_sys::WebPEncodeRGBA(
-                px.data.as_ptr(),
-                px.w as i32,
-                px.h as i32,
-                stride,
-                f32::from(quality),
-                &mut out,
-            )
-        } else {
-            libwebp_sys::WebPEncodeRGB(
-                px.data.as_ptr(),
-                px.w as i32,
-                px.h as i32,
-                stride,
-                f32::from(quality),
-                &mut out,
-            )
-        };
-        if len == 0 || out.is_null() {
-            if !out.is_null() {
-                libwebp_sys::WebPFree(out.cast());
-            }
-            return Err(enc_err("WebP", "no output"));
-        }
-        let bytes = std::slice::from_raw_parts(out, len).to_vec();
-        libwebp_sys::WebPFree(out.cast());
-        Ok(bytes)
-    }
 }
 
 fn encode_avif(px: Pixels, quality: u8) -> Result<Vec<u8>, PipelineError> {

@@ -19,8 +19,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use mozjpeg::{ColorSpace, Decompress};
 use mozjpeg_sys as ffi;
 
+use super::color;
+use super::error::PipelineError;
+use super::jpeg_dc;
+use super::jpeg_segments::{Segments, EOI, SOS};
 use super::pixels::Pixels;
-use super::transform::PipelineError;
+use super::probe::Probe;
+use super::resize::{self, Plan};
 
 /// libjpeg warnings that mean the pixel data is damaged or missing. Other
 /// warnings (extraneous bytes, odd JFIF versions, bogus ICC markers) are
@@ -107,6 +112,40 @@ pub(crate) enum JpegPixels {
     Cmyk(Pixels),
 }
 
+/// Decodes a JPEG whose probe is `info` at the smallest DCT scale that
+/// still gives `plan` (stored orientation) all the pixels it needs: 1/2,
+/// 1/4 or 1/8 of the size when it can, which skips most of the IDCT,
+/// upsampling and colour work. A progressive file at 1/8 goes to the
+/// DC-only decoder when it is in its scope, otherwise to libjpeg on a copy
+/// without the AC scans it would not use. CMYK comes out as RGB.
+pub(crate) fn decode_scaled(
+    src: &[u8],
+    info: &Probe,
+    plan: &Plan,
+) -> Result<Pixels, PipelineError> {
+    let num = resize::jpeg_scale(info.width, info.height, plan);
+    if info.progressive {
+        check_scan_count(src)?;
+    }
+    let dc_only = info.progressive && num == 1;
+    if dc_only {
+        if let Some(px) = jpeg_dc::decode(src) {
+            return Ok(px);
+        }
+    }
+    let filtered;
+    let data = if dc_only {
+        filtered = without_ac_scans(src)?;
+        &filtered[..]
+    } else {
+        src
+    };
+    Ok(match decode(data, num, info.progressive)? {
+        JpegPixels::Ready(px) => px,
+        JpegPixels::Cmyk(px) => color::cmyk_to_rgb(px, info.adobe, info.icc.as_deref()),
+    })
+}
+
 /// Decodes `data` at `scale_num / 8` of its size (1, 2, 4 or 8).
 /// `progressive` comes from the probe (SOF2).
 pub(crate) fn decode(
@@ -140,119 +179,53 @@ pub(crate) fn decode(
 ///
 /// The walk requires the EOI marker at the end, so a file truncated inside
 /// a skipped scan is still refused.
-pub(crate) fn without_ac_scans(d: &[u8]) -> Result<Vec<u8>, PipelineError> {
-    let truncated = || PipelineError::Corrupt("JPEG is truncated".into());
+fn without_ac_scans(d: &[u8]) -> Result<Vec<u8>, PipelineError> {
+    let truncated = || PipelineError::corrupt("JPEG is truncated");
     let mut out = Vec::with_capacity(d.len() / 4);
     out.extend_from_slice(d.get(..2).ok_or_else(truncated)?);
     let mut dc_only: Vec<u8> = Vec::new();
-    let mut pos = 2usize;
-    loop {
-        if d.get(pos) != Some(&0xFF) {
-            return Err(PipelineError::Corrupt("JPEG marker expected".into()));
+    for seg in Segments::new(d) {
+        let seg = seg.map_err(|_| truncated())?;
+        let payload = &d[seg.payload.clone()];
+        if matches!(seg.marker, 0xC0..=0xC2) {
+            dc_only = dc_only_components(payload);
         }
-        while d.get(pos + 1) == Some(&0xFF) {
-            pos += 1;
-        }
-        let m = *d.get(pos + 1).ok_or_else(truncated)?;
-        match m {
-            0xD9 => {
-                out.extend_from_slice(&[0xFF, 0xD9]);
-                return Ok(out);
-            }
-            0xD8 | 0x01 | 0xD0..=0xD7 => {
-                out.extend_from_slice(&[0xFF, m]);
-                pos += 2;
+        if seg.marker == SOS {
+            let ns = usize::from(*payload.first().ok_or_else(truncated)?);
+            let ss = *payload.get(1 + 2 * ns).ok_or_else(truncated)?;
+            let first_id = *payload.get(1).ok_or_else(truncated)?;
+            if ss > 0 && ns == 1 && dc_only.contains(&first_id) {
                 continue;
             }
-            _ => {}
         }
-        let len = d
-            .get(pos + 2..pos + 4)
-            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-            .ok_or_else(truncated)?;
-        let seg_end = pos + 2 + len;
-        if len < 2 || seg_end > d.len() {
-            return Err(truncated());
-        }
-        if matches!(m, 0xC0..=0xC2) {
-            dc_only = dc_only_components(&d[pos + 4..seg_end]);
-        }
-        if m != 0xDA {
-            out.extend_from_slice(&d[pos..seg_end]);
-            pos = seg_end;
-            continue;
-        }
-        // SOS: header, then entropy-coded data up to the next marker that is
-        // neither a stuffed 0xFF00 nor a restart marker.
-        let ns = usize::from(*d.get(pos + 4).ok_or_else(truncated)?);
-        let ss = *d.get(pos + 5 + 2 * ns).ok_or_else(truncated)?;
-        let first_id = *d.get(pos + 5).ok_or_else(truncated)?;
-        let skip = ss > 0 && ns == 1 && dc_only.contains(&first_id);
-        let end = entropy_end(d, seg_end).ok_or_else(truncated)?;
-        if !skip {
-            out.extend_from_slice(&d[pos..end]);
-        }
-        pos = end;
-    }
-}
-
-/// End of the entropy-coded data that starts at `from`: the next marker
-/// that is neither a stuffed 0xFF00 nor a restart marker. `None` if the
-/// data ends first (truncated file).
-pub(crate) fn entropy_end(d: &[u8], from: usize) -> Option<usize> {
-    let mut end = from;
-    loop {
-        end += d.get(end..)?.iter().position(|&b| b == 0xFF)?;
-        match d.get(end + 1)? {
-            0x00 | 0xD0..=0xD7 => end += 2,
-            0xFF => end += 1,
-            _ => return Some(end),
+        out.extend_from_slice(&d[seg.at..seg.end()]);
+        if seg.marker == EOI {
+            return Ok(out);
         }
     }
+    Err(truncated())
 }
 
 /// Most scans a progressive JPEG may have. Every scan makes libjpeg walk
 /// all blocks of its components, so a small file with thousands of tiny
 /// scans is a CPU bomb; real encoders emit about ten. 500 is TurboJPEG's
 /// own recommended limit.
-pub(crate) const MAX_SCANS: usize = 500;
+const MAX_SCANS: usize = 500;
 
 /// Refuses progressive files with more than [`MAX_SCANS`] scans. Only
 /// marker walking and a byte search per scan: cheap next to decoding.
 /// A file that ends early passes here and is reported by the decoder.
-pub(crate) fn check_scan_count(d: &[u8]) -> Result<(), PipelineError> {
-    let mut pos = 2usize;
+fn check_scan_count(d: &[u8]) -> Result<(), PipelineError> {
     let mut scans = 0usize;
-    while d.get(pos) == Some(&0xFF) {
-        while d.get(pos + 1) == Some(&0xFF) {
-            pos += 1;
-        }
-        let Some(&m) = d.get(pos + 1) else { break };
-        match m {
-            0xD9 => break,
-            0xD8 | 0x01 | 0xD0..=0xD7 => {
-                pos += 2;
-                continue;
+    // A walk that stops early (truncated file) is the decoder's to report.
+    for seg in Segments::new(d).map_while(Result::ok) {
+        if seg.marker == SOS {
+            scans += 1;
+            if scans > MAX_SCANS {
+                return Err(PipelineError::Unsupported(format!(
+                    "progressive JPEG with more than {MAX_SCANS} scans"
+                )));
             }
-            _ => {}
-        }
-        let Some(len) = d.get(pos + 2..pos + 4) else {
-            break;
-        };
-        let seg_end = pos + 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
-        if m != 0xDA {
-            pos = seg_end;
-            continue;
-        }
-        scans += 1;
-        if scans > MAX_SCANS {
-            return Err(PipelineError::Unsupported(format!(
-                "progressive JPEG with more than {MAX_SCANS} scans"
-            )));
-        }
-        match entropy_end(d, seg_end) {
-            Some(end) => pos = end,
-            None => break,
         }
     }
     Ok(())
@@ -318,4 +291,52 @@ fn decode_inner(data: &[u8], scale_num: u8) -> Result<JpegPixels, PipelineError>
     } else {
         JpegPixels::Ready(px)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use img_proxy_test_support::jpeg;
+    use jpeg_encoder::{ColorType as JColor, SamplingFactor};
+
+    #[test]
+    fn progressive_dc_only_shortcut_is_exact() {
+        // A textured image so the AC scans carry real data.
+        let (w, h) = (96usize, 64usize);
+        let data: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = (i % w, i / w);
+                [
+                    (x * 7 + y * 3) as u8,
+                    ((x ^ y) * 5) as u8,
+                    ((x * y) % 251) as u8,
+                ]
+            })
+            .collect();
+        let pixels = |d: &[u8]| match decode(d, 1, true).expect("decode") {
+            JpegPixels::Ready(p) => p,
+            JpegPixels::Cmyk(p) => p,
+        };
+        let mut prog = Vec::new();
+        for sampling in [
+            SamplingFactor::F_2_2,
+            SamplingFactor::F_2_1,
+            SamplingFactor::F_1_1,
+        ] {
+            prog = jpeg(&data, w as u16, h as u16, JColor::Rgb, |e| {
+                e.set_progressive(true);
+                e.set_sampling_factor(sampling);
+            });
+            let slim = without_ac_scans(&prog).expect("filter");
+            assert!(
+                slim.len() * 2 < prog.len(),
+                "{} vs {}",
+                slim.len(),
+                prog.len()
+            );
+            assert_eq!(pixels(&prog), pixels(&slim), "{sampling:?}");
+        }
+        // Truncation inside a skipped scan is still an error.
+        assert!(without_ac_scans(&prog[..prog.len() * 3 / 4]).is_err());
+    }
 }

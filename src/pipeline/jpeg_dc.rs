@@ -3,7 +3,7 @@
 //!
 //! Why: at 1/8 scale every output pixel is the average of an 8x8 block,
 //! i.e. the block's DC coefficient. libjpeg gets there too (and
-//! [`super::jpeg::without_ac_scans`] already spares it the AC scans), but a
+//! `jpeg::without_ac_scans` already spares it the AC scans), but a
 //! progressive decode in libjpeg allocates and zeroes a whole-image
 //! coefficient buffer — 88 MB for a 5120x2880 4:4:4 photo — and the page
 //! faults alone cost more than everything else. Here only one `i16` per
@@ -18,6 +18,8 @@
 //! libjpeg's 1/8 decode only for subsampled chroma, which libjpeg scales up
 //! with a small IDCT and we interpolate bilinearly from the DC values.
 
+use super::bytes::be16;
+use super::jpeg_segments::{Segments, EOI, SOS};
 use super::pixels::Pixels;
 
 #[derive(Clone)]
@@ -146,133 +148,133 @@ fn extend(v: u32, t: u8) -> i32 {
     }
 }
 
-/// Decodes a progressive JPEG at 1/8 scale from its DC scans, or `None`
-/// when the file is outside this decoder's scope or malformed.
-pub(crate) fn decode(d: &[u8]) -> Option<Pixels> {
-    let mut dc_tables: [Option<Huffman>; 4] = [None, None, None, None];
-    let mut quant = [None::<u16>; 4];
-    let mut comps: Vec<Component> = Vec::new();
-    let (mut width, mut height) = (0usize, 0usize);
-    let (mut mcus_x, mut mcus_y) = (0usize, 0usize);
-    let mut restart_interval = 0usize;
-    let mut adobe = false;
-    let mut pos = 2usize;
-    loop {
-        if *d.get(pos)? != 0xFF {
+/// The frame header (SOF2): size, components and MCU grid.
+struct Frame {
+    comps: Vec<Component>,
+    width: usize,
+    height: usize,
+    mcus_x: usize,
+    mcus_y: usize,
+}
+
+impl Frame {
+    /// 8-bit precision, 1 or 3 (not RGB-labelled) components only.
+    fn parse(seg: &[u8]) -> Option<Frame> {
+        if seg.len() < 6 || seg[0] != 8 {
             return None;
         }
-        while d.get(pos + 1) == Some(&0xFF) {
-            pos += 1;
-        }
-        let m = *d.get(pos + 1)?;
-        if m == 0xD9 {
-            break;
-        }
-        if matches!(m, 0xD0..=0xD7 | 0x01) {
-            pos += 2;
-            continue;
-        }
-        let len = usize::from(u16::from_be_bytes([*d.get(pos + 2)?, *d.get(pos + 3)?]));
-        let seg = d.get(pos + 4..pos + 2 + len)?;
-        let seg_end = pos + 2 + len;
-        match m {
-            0xC2 => {
-                // 8-bit precision, 1 or 3 components only.
-                if seg.len() < 6 || seg[0] != 8 || !comps.is_empty() {
-                    return None;
-                }
-                height = usize::from(u16::from_be_bytes([seg[1], seg[2]]));
-                width = usize::from(u16::from_be_bytes([seg[3], seg[4]]));
-                let n = usize::from(seg[5]);
-                if width == 0 || height == 0 || !(n == 1 || n == 3) || seg.len() < 6 + 3 * n {
-                    return None;
-                }
-                for i in 0..n {
-                    let c = &seg[6 + 3 * i..9 + 3 * i];
-                    let (h, v) = (usize::from(c[1] >> 4), usize::from(c[1] & 15));
-                    if !(1..=4).contains(&h) || !(1..=4).contains(&v) || c[2] > 3 {
-                        return None;
-                    }
-                    comps.push(Component {
-                        id: c[0],
-                        h,
-                        v,
-                        tq: usize::from(c[2]),
-                        bw: 0,
-                        bh: 0,
-                        cw: 0,
-                        ch: 0,
-                        quant: None,
-                        seen_dc: false,
-                        dc: Vec::new(),
-                    });
-                }
-                if n == 3 && comps.iter().map(|c| c.id).eq([b'R', b'G', b'B']) {
-                    return None; // RGB JPEG
-                }
-                let max_h = comps.iter().map(|c| c.h).max()?;
-                let max_v = comps.iter().map(|c| c.v).max()?;
-                mcus_x = width.div_ceil(8 * max_h);
-                mcus_y = height.div_ceil(8 * max_v);
-                for c in &mut comps {
-                    c.bw = mcus_x * c.h;
-                    c.bh = mcus_y * c.v;
-                    c.cw = (width * c.h).div_ceil(max_h).div_ceil(8);
-                    c.ch = (height * c.v).div_ceil(max_v).div_ceil(8);
-                    c.dc = vec![0; c.bw * c.bh];
-                }
-            }
-            0xC0 | 0xC1 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
-            0xC4 => {
-                let mut s = seg;
-                while !s.is_empty() {
-                    let (tc, th) = (s[0] >> 4, usize::from(s[0] & 15));
-                    let counts = s.get(1..17)?;
-                    let n: usize = counts.iter().map(|&c| usize::from(c)).sum();
-                    let values = s.get(17..17 + n)?;
-                    if th > 3 || n > 256 {
-                        return None;
-                    }
-                    if tc == 0 {
-                        dc_tables[th] = Some(Huffman::new(counts, values)?);
-                    }
-                    s = &s[17 + n..];
-                }
-            }
-            0xDB => {
-                let mut s = seg;
-                while !s.is_empty() {
-                    let (pq, tq) = (s[0] >> 4, usize::from(s[0] & 15));
-                    if tq > 3 || pq > 1 {
-                        return None;
-                    }
-                    let size = if pq == 0 { 64 } else { 128 };
-                    let t = s.get(1..1 + size)?;
-                    quant[tq] = Some(if pq == 0 {
-                        u16::from(t[0])
-                    } else {
-                        u16::from_be_bytes([t[0], t[1]])
-                    });
-                    s = &s[1 + size..];
-                }
-            }
-            0xDD => {
-                restart_interval = usize::from(u16::from_be_bytes([*seg.first()?, *seg.get(1)?]));
-            }
-            0xEE if seg.starts_with(b"Adobe") => adobe = true,
-            _ => {}
-        }
-        if m != 0xDA {
-            pos = seg_end;
-            continue;
-        }
-        // SOS: find the end of its entropy-coded data first.
-        let end = super::jpeg::entropy_end(d, seg_end)?;
-        if comps.is_empty() {
+        let height = usize::from(be16(seg, 1)?);
+        let width = usize::from(be16(seg, 3)?);
+        let n = usize::from(seg[5]);
+        if width == 0 || height == 0 || !(n == 1 || n == 3) || seg.len() < 6 + 3 * n {
             return None;
         }
+        let mut comps = Vec::with_capacity(n);
+        for c in seg[6..6 + 3 * n].chunks_exact(3) {
+            let (h, v) = (usize::from(c[1] >> 4), usize::from(c[1] & 15));
+            if !(1..=4).contains(&h) || !(1..=4).contains(&v) || c[2] > 3 {
+                return None;
+            }
+            comps.push(Component {
+                id: c[0],
+                h,
+                v,
+                tq: usize::from(c[2]),
+                bw: 0,
+                bh: 0,
+                cw: 0,
+                ch: 0,
+                quant: None,
+                seen_dc: false,
+                dc: Vec::new(),
+            });
+        }
+        if n == 3 && comps.iter().map(|c| c.id).eq([b'R', b'G', b'B']) {
+            return None; // RGB JPEG
+        }
+        let max_h = comps.iter().map(|c| c.h).max()?;
+        let max_v = comps.iter().map(|c| c.v).max()?;
+        let (mcus_x, mcus_y) = (width.div_ceil(8 * max_h), height.div_ceil(8 * max_v));
+        for c in &mut comps {
+            c.bw = mcus_x * c.h;
+            c.bh = mcus_y * c.v;
+            c.cw = (width * c.h).div_ceil(max_h).div_ceil(8);
+            c.ch = (height * c.v).div_ceil(max_v).div_ceil(8);
+            c.dc = vec![0; c.bw * c.bh];
+        }
+        Some(Frame {
+            comps,
+            width,
+            height,
+            mcus_x,
+            mcus_y,
+        })
+    }
+}
+
+/// The DC Huffman tables, quantisation DC values and restart interval in
+/// force.
+#[derive(Default)]
+struct Tables {
+    dc: [Option<Huffman>; 4],
+    quant: [Option<u16>; 4],
+    restart_interval: usize,
+}
+
+impl Tables {
+    /// DHT: keeps the DC tables (class 0).
+    fn read_huffman(&mut self, mut s: &[u8]) -> Option<()> {
+        while !s.is_empty() {
+            let (tc, th) = (s[0] >> 4, usize::from(s[0] & 15));
+            let counts = s.get(1..17)?;
+            let n: usize = counts.iter().map(|&c| usize::from(c)).sum();
+            let values = s.get(17..17 + n)?;
+            if th > 3 || n > 256 {
+                return None;
+            }
+            if tc == 0 {
+                self.dc[th] = Some(Huffman::new(counts, values)?);
+            }
+            s = &s[17 + n..];
+        }
+        Some(())
+    }
+
+    /// DQT: keeps each table's DC entry.
+    fn read_quant(&mut self, mut s: &[u8]) -> Option<()> {
+        while !s.is_empty() {
+            let (pq, tq) = (s[0] >> 4, usize::from(s[0] & 15));
+            if tq > 3 || pq > 1 {
+                return None;
+            }
+            let size = if pq == 0 { 64 } else { 128 };
+            let t = s.get(1..1 + size)?;
+            self.quant[tq] = Some(if pq == 0 {
+                u16::from(t[0])
+            } else {
+                be16(t, 0)?
+            });
+            s = &s[1 + size..];
+        }
+        Some(())
+    }
+}
+
+/// One scan: its components (index into the frame, DC table) and the
+/// successive-approximation bits, over its entropy-coded data.
+struct Scan<'a> {
+    sel: Vec<(usize, usize)>,
+    /// Spectral selection start: 0 for DC scans.
+    ss: u8,
+    ah: u8,
+    al: u8,
+    data: &'a [u8],
+}
+
+impl<'a> Scan<'a> {
+    fn parse(seg: &[u8], comps: &[Component], data: &'a [u8]) -> Option<Scan<'a>> {
         let ns = usize::from(*seg.first()?);
-        let sel: Vec<(usize, usize)> = (0..ns)
+        let sel = (0..ns)
             .map(|i| {
                 let id = *seg.get(1 + 2 * i)?;
                 let td = usize::from(*seg.get(2 + 2 * i)? >> 4);
@@ -280,56 +282,79 @@ pub(crate) fn decode(d: &[u8]) -> Option<Pixels> {
             })
             .collect::<Option<_>>()?;
         let (ss, ah_al) = (*seg.get(1 + 2 * ns)?, *seg.get(3 + 2 * ns)?);
-        if ss == 0 {
-            let data = &d[seg_end..end];
-            dc_scan(
-                &mut comps,
-                &sel,
-                data,
-                ah_al >> 4,
-                ah_al & 15,
-                restart_interval,
-                &dc_tables,
-                &quant,
-                mcus_x,
-                mcus_y,
-            )?;
-        }
-        pos = end;
+        Some(Scan {
+            sel,
+            ss,
+            ah: ah_al >> 4,
+            al: ah_al & 15,
+            data,
+        })
     }
-    if comps.is_empty() || comps.iter().any(|c| !c.seen_dc) || (adobe && comps.len() == 3) {
-        return None;
-    }
-    Some(render(&comps, width, height))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn dc_scan(
-    comps: &mut [Component],
-    sel: &[(usize, usize)],
-    data: &[u8],
-    ah: u8,
+/// Decodes a progressive JPEG at 1/8 scale from its DC scans, or `None`
+/// when the file is outside this decoder's scope or malformed.
+pub(crate) fn decode(d: &[u8]) -> Option<Pixels> {
+    let mut frame: Option<Frame> = None;
+    let mut tables = Tables::default();
+    let mut adobe = false;
+    for seg in Segments::new(d) {
+        let seg = seg.ok()?;
+        let payload = &d[seg.payload.clone()];
+        match seg.marker {
+            0xC2 if frame.is_none() => frame = Some(Frame::parse(payload)?),
+            0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
+            0xC4 => tables.read_huffman(payload)?,
+            0xDB => tables.read_quant(payload)?,
+            0xDD => tables.restart_interval = usize::from(be16(payload, 0)?),
+            0xEE if payload.starts_with(b"Adobe") => adobe = true,
+            SOS => {
+                let frame = frame.as_mut()?;
+                let scan = Scan::parse(payload, &frame.comps, &d[seg.scan_data?])?;
+                if scan.ss == 0 {
+                    dc_scan(frame, &scan, &tables)?;
+                }
+            }
+            EOI => {
+                let f = frame?;
+                if f.comps.iter().any(|c| !c.seen_dc) || (adobe && f.comps.len() == 3) {
+                    return None;
+                }
+                return Some(to_pixels(&f.comps, f.width, f.height));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// How one scan codes its blocks: first pass or refinement, at which bit.
+struct Pass<'t> {
+    first: bool,
     al: u8,
-    restart_interval: usize,
-    tables: &[Option<Huffman>; 4],
-    quant: &[Option<u16>; 4],
-    mcus_x: usize,
-    mcus_y: usize,
-) -> Option<()> {
+    tables: &'t [Option<Huffman>; 4],
+}
+
+fn dc_scan(frame: &mut Frame, scan: &Scan, tables: &Tables) -> Option<()> {
+    let (al, sel) = (scan.al, &scan.sel);
     if al > 13 || sel.is_empty() {
         return None;
     }
     let mut bits = Bits {
-        d: data,
+        d: scan.data,
         pos: 0,
         acc: 0,
         n: 0,
     };
-    let first = ah == 0;
+    let pass = Pass {
+        first: scan.ah == 0,
+        al,
+        tables: &tables.dc,
+    };
     for &(ci, _) in sel {
-        let c = &mut comps[ci];
-        if first {
-            c.quant = Some(quant[c.tq]?);
+        let c = &mut frame.comps[ci];
+        if pass.first {
+            c.quant = Some(tables.quant[c.tq]?);
             c.seen_dc = true;
         } else if !c.seen_dc {
             return None;
@@ -337,10 +362,15 @@ fn dc_scan(
     }
     let mut pred = vec![0i32; sel.len()];
     let single = sel.len() == 1;
-    let (cw, ch) = (comps[sel[0].0].cw, comps[sel[0].0].ch);
+    let (cw, ch) = (frame.comps[sel[0].0].cw, frame.comps[sel[0].0].ch);
     // Non-interleaved scans code one block per MCU, covering only the
     // blocks inside the image; interleaved ones whole MCUs.
-    let total = if single { cw * ch } else { mcus_x * mcus_y };
+    let total = if single {
+        cw * ch
+    } else {
+        frame.mcus_x * frame.mcus_y
+    };
+    let restart_interval = tables.restart_interval;
     for m in 0..total {
         if restart_interval > 0 && m > 0 && m % restart_interval == 0 {
             bits.restart()?;
@@ -348,36 +378,18 @@ fn dc_scan(
         }
         if single {
             let (ci, td) = sel[0];
-            unit(
-                &mut bits,
-                &mut comps[ci],
-                td,
-                &mut pred[0],
-                first,
-                al,
-                tables,
-                m % cw,
-                m / cw,
-            )?;
-        } else {
-            let (mx, my) = (m % mcus_x, m / mcus_x);
-            for (k, &(ci, td)) in sel.iter().enumerate() {
-                let c = &mut comps[ci];
-                let (h, v) = (c.h, c.v);
-                for y in 0..v {
-                    for x in 0..h {
-                        unit(
-                            &mut bits,
-                            c,
-                            td,
-                            &mut pred[k],
-                            first,
-                            al,
-                            tables,
-                            mx * h + x,
-                            my * v + y,
-                        )?;
-                    }
+            let c = &mut frame.comps[ci];
+            unit(&mut bits, c, td, &mut pred[0], &pass, (m % cw, m / cw))?;
+            continue;
+        }
+        let (mx, my) = (m % frame.mcus_x, m / frame.mcus_x);
+        for (k, &(ci, td)) in sel.iter().enumerate() {
+            let c = &mut frame.comps[ci];
+            let (h, v) = (c.h, c.v);
+            for y in 0..v {
+                for x in 0..h {
+                    let at = (mx * h + x, my * v + y);
+                    unit(&mut bits, c, td, &mut pred[k], &pass, at)?;
                 }
             }
         }
@@ -385,29 +397,25 @@ fn dc_scan(
     Some(())
 }
 
-/// Decodes one block's DC (first pass) or its refinement bit.
-#[allow(clippy::too_many_arguments)]
+/// Decodes block `(bx, by)`'s DC (first pass) or its refinement bit.
 fn unit(
     bits: &mut Bits,
     c: &mut Component,
     td: usize,
     pred: &mut i32,
-    first: bool,
-    al: u8,
-    tables: &[Option<Huffman>; 4],
-    bx: usize,
-    by: usize,
+    pass: &Pass,
+    (bx, by): (usize, usize),
 ) -> Option<()> {
     let at = by * c.bw + bx;
-    if first {
-        let t = bits.decode(tables.get(td)?.as_ref()?)?;
+    if pass.first {
+        let t = bits.decode(pass.tables.get(td)?.as_ref()?)?;
         if t > 11 {
             return None;
         }
         *pred += extend(bits.bits(t)?, t);
-        *c.dc.get_mut(at)? = i16::try_from(*pred << al).ok()?;
+        *c.dc.get_mut(at)? = i16::try_from(*pred << pass.al).ok()?;
     } else if bits.bit()? == 1 {
-        *c.dc.get_mut(at)? |= 1 << al;
+        *c.dc.get_mut(at)? |= 1 << pass.al;
     }
     Some(())
 }
@@ -421,7 +429,7 @@ fn plane(c: &Component) -> Vec<f32> {
         .collect()
 }
 
-fn render(comps: &[Component], width: usize, height: usize) -> Pixels {
+fn to_pixels(comps: &[Component], width: usize, height: usize) -> Pixels {
     let (ow, oh) = (width.div_ceil(8), height.div_ceil(8));
     let max_h = comps.iter().map(|c| c.h).max().unwrap_or(1);
     let max_v = comps.iter().map(|c| c.v).max().unwrap_or(1);
@@ -464,4 +472,126 @@ fn render(comps: &[Component], width: usize, height: usize) -> Pixels {
         }
     }
     Pixels::new(ow as u32, oh as u32, 3, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::jpeg as libjpeg;
+    use crate::pipeline::limits::Limits;
+    use crate::pipeline::options::TransformOptions;
+    use crate::pipeline::probe::{probe as probe_header, Probe};
+    use crate::pipeline::resize::{stored_plan, Plan};
+    use crate::pipeline::sniff::SourceFormat;
+    use img_proxy_test_support::{cmyk_samples, jpeg};
+    use jpeg_encoder::{ColorType as JColor, SamplingFactor};
+
+    fn probe(src: &[u8]) -> Probe {
+        probe_header(src, SourceFormat::Jpeg, &Limits::default()).expect("probe")
+    }
+
+    /// A plan small enough for the 1/8-scale decode.
+    fn eighth(src: &[u8]) -> Plan {
+        let p = probe(src);
+        let opts = TransformOptions {
+            w: Some(8),
+            ..TransformOptions::default()
+        };
+        stored_plan(p.width, p.height, 1, &opts.normalized())
+    }
+
+    /// Progressive encodings of `data` (RGB) and `gray`, with the mean
+    /// difference from libjpeg each may have.
+    fn progressive_cases(data: &[u8], gray: &[u8], w: u16, h: u16) -> Vec<(Vec<u8>, f64)> {
+        vec![
+            (
+                jpeg(data, w, h, JColor::Rgb, |e| e.set_progressive(true)),
+                0.5,
+            ),
+            (
+                jpeg(data, w, h, JColor::Rgb, |e| {
+                    e.set_progressive(true);
+                    e.set_restart_interval(3);
+                }),
+                0.5,
+            ),
+            (
+                jpeg(data, w, h, JColor::Rgb, |e| {
+                    e.set_progressive(true);
+                    e.set_sampling_factor(SamplingFactor::F_2_1);
+                }),
+                1.5,
+            ),
+            (
+                jpeg(data, w, h, JColor::Rgb, |e| {
+                    e.set_progressive(true);
+                    e.set_sampling_factor(SamplingFactor::F_2_2);
+                    e.set_restart_interval(5);
+                }),
+                1.5,
+            ),
+            (
+                jpeg(gray, w, h, JColor::Luma, |e| e.set_progressive(true)),
+                0.5,
+            ),
+        ]
+    }
+
+    #[test]
+    fn dc_only_decoder_matches_libjpeg() {
+        let (w, h) = (203usize, 77usize); // not multiples of 8 or 16
+        let data: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = (i % w, i / w);
+                // smooth gradients: chroma interpolation is compared, not aliasing
+                [x as u8, (y * 3) as u8, ((x + 2 * y) / 2) as u8]
+            })
+            .collect();
+        let gray: Vec<u8> = data.chunks(3).map(|p| p[0]).collect();
+        let with_libjpeg = |d: &[u8]| match libjpeg::decode(d, 1, true).expect("libjpeg") {
+            libjpeg::JpegPixels::Ready(p) => p,
+            libjpeg::JpegPixels::Cmyk(p) => p,
+        };
+        let cases = progressive_cases(&data, &gray, w as u16, h as u16);
+        for (i, (src, max_mean)) in cases.iter().enumerate() {
+            let ours = decode(src).unwrap_or_else(|| panic!("case {i}: not decoded"));
+            let reference = with_libjpeg(src);
+            assert_eq!(
+                (ours.w, ours.h, ours.ch),
+                (reference.w, reference.h, reference.ch),
+                "case {i}"
+            );
+            let diffs: Vec<u8> = ours
+                .data
+                .iter()
+                .zip(&reference.data)
+                .map(|(a, b)| a.abs_diff(*b))
+                .collect();
+            let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
+            let max = diffs.iter().copied().max().unwrap_or(0);
+            // full-resolution planes: libjpeg's fixed-point colour conversion
+            // rounds differently by at most 1
+            // Full-resolution planes match exactly (colour conversion may round
+            // differently by 1); subsampled chroma is interpolated from DC
+            // values where libjpeg replicates or uses a 2x2 IDCT.
+            let max_allowed = if *max_mean > 1.0 { 16 } else { 1 };
+            assert!(
+                mean <= *max_mean && max <= max_allowed,
+                "case {i}: mean {mean} max {max}"
+            );
+        }
+        // out of scope or broken -> None (caller falls back to libjpeg)
+        let baseline = jpeg(&data, w as u16, h as u16, JColor::Rgb, |_| {});
+        assert!(decode(&baseline).is_none());
+        let cmyk = jpeg(&cmyk_samples(), 16, 8, JColor::Cmyk, |e| {
+            e.set_progressive(true)
+        });
+        assert!(decode(&cmyk).is_none());
+        let src = &cases[0].0;
+        for cut in [src.len() / 4, src.len() / 2, src.len() - 3] {
+            assert!(decode(&src[..cut]).is_none(), "cut {cut}");
+            let r = libjpeg::decode_scaled(&src[..cut], &probe(src), &eighth(src));
+            assert!(r.is_err(), "cut {cut} accepted");
+        }
+    }
 }

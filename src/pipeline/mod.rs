@@ -1,14 +1,32 @@
 //! The image pipeline: everything that looks inside image bytes.
 //!
-//! The worker calls into this module after an origin fetch; nothing here
-//! does I/O, so it can be exercised from unit tests and the `transform`
-//! command without a network.
+//! The worker calls into this module after an origin fetch. Nothing here
+//! touches the network; the one piece of I/O is the AVIF decoder's child
+//! process (`avif/child.rs`), so everything can be exercised from unit
+//! tests and the `transform` command.
 //!
 //! Public surface: [`options`] (query parsing, cache keys), [`transform`]
 //! (bytes in, bytes out), [`pool`] (where the CPU work runs), [`cli`] (the
-//! `transform` subcommand), [`sniff`] (content sniffing) and [`complete`]
-//! (truncation checks for bytes served as they are).
+//! `transform` subcommand), [`sniff`] (content sniffing), [`complete`]
+//! (truncation checks for bytes served as they are) and [`avif`] (for the
+//! hidden AVIF decoder subcommand).
+//!
+//! Map, in the order a transform runs (`transform.rs` lists the steps):
+//! - `sniff` (format from magic bytes) -> `probe` (header: size, frames,
+//!   orientation, ICC; limits checked before any pixel allocation);
+//! - `animation` (animated WebP output, each frame through `render`);
+//! - `decode` (one still: `jpeg` + `jpeg_dc`, `png`, `gif`, `webp`, `avif`);
+//! - `render` (the list of pixel steps: `resize`, `color`, orientation,
+//!   `canvas`);
+//! - `encode` (JPEG, PNG, AVIF here; WebP in `webp`).
+//!
+//! Shared by the steps, depending on no step: `error` (the error type and
+//! the pixel check), `limits`, `pixels`, `bytes` (endian readers),
+//! `jpeg_segments` (the one JPEG marker walker). All libjpeg calls are in
+//! `jpeg.rs`, all libwebp calls in `webp.rs`, all rav1d calls in
+//! `avif/av1.rs`.
 
+pub mod avif;
 pub mod cli;
 pub mod complete;
 pub mod options;
@@ -17,28 +35,25 @@ pub mod sniff;
 pub mod transform;
 
 mod animation;
-#[cfg(feature = "avif-decode")]
-mod avif;
-/// The hidden `__decode-avif` subcommand and its parent side: not an API.
-#[cfg(feature = "avif-decode")]
-#[doc(hidden)]
-pub mod avif_child;
-#[cfg(feature = "avif-decode")]
-mod avif_compose;
+mod bytes;
+mod canvas;
 mod color;
 mod decode;
 mod encode;
-mod heif;
-mod heif_track;
+mod error;
+mod gif;
 mod jpeg;
 mod jpeg_dc;
+mod jpeg_segments;
+mod limits;
 mod pixels;
+mod png;
 mod probe;
+mod render;
 mod resize;
+mod webp;
 
-#[cfg(test)]
-mod tests;
-
-pub use options::{Fit, OptionError, OutputFormat, RequestedOptions, TransformOptions};
-pub use pool::{Pool, PoolBusy, PoolError};
-pub use transform::{transform, Limits, PipelineError, Transformed, MAX_SOURCE_PIXELS};
+pub use error::PipelineError;
+pub use options::{Fit, OptionError, OutputFormat, RequestedOptions, Resolved, TransformOptions};
+pub use pool::{Pool, PoolError};
+pub use transform::{transform, Limits, Transformed, MAX_SOURCE_PIXELS};

@@ -286,11 +286,9 @@ impl RequestedOptions {
     }
 
     /// Resolves `format=auto` against the request's `Accept` header: AVIF
-    /// if accepted, else WebP, else the source format. Returns the concrete
-    /// options and whether the response must carry `Vary: Accept` (true
-    /// exactly when the answer depended on the header, i.e. `format=auto`).
-    pub fn resolve(&self, accept: Option<&str>) -> (TransformOptions, bool) {
-        let (format, vary) = match self.format {
+    /// if accepted, else WebP, else the source format.
+    pub fn resolve(&self, accept: Option<&str>) -> Resolved {
+        let (format, varies_on_accept) = match self.format {
             None => (None, false),
             Some(RequestedFormat::Exact(f)) => (Some(f), false),
             Some(RequestedFormat::Auto) => {
@@ -316,8 +314,21 @@ impl RequestedOptions {
             quality: self.quality.unwrap_or(DEFAULT_QUALITY),
             format,
         };
-        (opts.normalized(), vary)
+        Resolved {
+            options: opts.normalized(),
+            varies_on_accept,
+        }
     }
+}
+
+/// Options after [`RequestedOptions::resolve`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// The concrete options: the cache key and what the worker runs.
+    pub options: TransformOptions,
+    /// Whether the answer depended on `Accept` (exactly when the request
+    /// said `format=auto`), so it must carry `Vary: Accept`.
+    pub varies_on_accept: bool,
 }
 
 /// Whether an `Accept` header lists `mime` with a non-zero q-value. Only the
@@ -448,7 +459,7 @@ mod tests {
     }
 
     fn resolved(q: &str) -> TransformOptions {
-        parse(q).unwrap().resolve(None).0
+        parse(q).unwrap().resolve(None).options
     }
 
     #[test]
@@ -527,7 +538,7 @@ mod tests {
             let back = RequestedOptions::from_query(pairs.iter().map(|(k, v)| (*k, v.as_str())))
                 .unwrap()
                 .resolve(None)
-                .0;
+                .options;
             assert_eq!(o, back, "{q}");
         }
     }
@@ -538,23 +549,28 @@ mod tests {
         let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
         assert_eq!(
             r.resolve(Some(chrome)),
-            (
-                TransformOptions {
+            Resolved {
+                options: TransformOptions {
                     format: Some(OutputFormat::Avif),
                     ..resolved("w=10")
                 },
-                true
-            )
+                varies_on_accept: true
+            }
         );
-        let (o, vary) = r.resolve(Some("image/webp,*/*"));
-        assert_eq!((o.format, vary), (Some(OutputFormat::WebP), true));
-        let (o, vary) = r.resolve(Some("image/avif;q=0, image/webp"));
-        assert_eq!((o.format, vary), (Some(OutputFormat::WebP), true));
-        let (o, vary) = r.resolve(Some("image/*,*/*"));
-        assert_eq!((o.format, vary), (None, true));
-        let (o, vary) = r.resolve(None);
-        assert_eq!((o.format, vary), (None, true));
-        let (o, vary) = parse("format=webp").unwrap().resolve(Some(chrome));
-        assert_eq!((o.format, vary), (Some(OutputFormat::WebP), false));
+        let format_and_vary = |r: Resolved| (r.options.format, r.varies_on_accept);
+        let webp = Some(OutputFormat::WebP);
+        assert_eq!(
+            format_and_vary(r.resolve(Some("image/webp,*/*"))),
+            (webp, true)
+        );
+        let no_avif = r.resolve(Some("image/avif;q=0, image/webp"));
+        assert_eq!(format_and_vary(no_avif), (webp, true));
+        assert_eq!(
+            format_and_vary(r.resolve(Some("image/*,*/*"))),
+            (None, true)
+        );
+        assert_eq!(format_and_vary(r.resolve(None)), (None, true));
+        let exact = parse("format=webp").unwrap().resolve(Some(chrome));
+        assert_eq!(format_and_vary(exact), (webp, false));
     }
 }

@@ -6,6 +6,8 @@
 //! conversion copies, and so channel count (gray, gray+alpha, RGB, RGBA) is
 //! kept: a gray PNG stays gray and small.
 
+use super::error::PipelineError;
+
 /// Interleaved 8-bit pixels: 1 = gray, 2 = gray+alpha, 3 = RGB, 4 = RGBA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pixels {
@@ -19,6 +21,17 @@ impl Pixels {
     pub fn new(w: u32, h: u32, ch: u8, data: Vec<u8>) -> Pixels {
         debug_assert_eq!(data.len(), w as usize * h as usize * ch as usize);
         Pixels { w, h, ch, data }
+    }
+
+    /// A zeroed buffer of `len` bytes for a decoder to fill, or an error
+    /// (not an abort) when the machine cannot hold it.
+    pub fn zeroed_buffer(len: u64) -> Result<Vec<u8>, PipelineError> {
+        let len = usize::try_from(len).map_err(|_| PipelineError::too_large_for_machine())?;
+        let mut v = Vec::new();
+        v.try_reserve_exact(len)
+            .map_err(|_| PipelineError::too_large_for_machine())?;
+        v.resize(len, 0);
+        Ok(v)
     }
 
     pub fn has_alpha(&self) -> bool {

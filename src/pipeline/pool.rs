@@ -31,10 +31,6 @@ pub enum PoolError {
     Panicked(String),
 }
 
-/// The name the lead's code was written against; the busy case is
-/// [`PoolError::Busy`].
-pub type PoolBusy = PoolError;
-
 /// Handle to the pool. Cheap to clone; the threads exit when the last
 /// handle is dropped and the queue has drained.
 #[derive(Clone, Debug)]

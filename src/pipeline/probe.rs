@@ -6,8 +6,14 @@
 //! Every reader here is bounds-checked and stops at the first thing it
 //! does not understand; a probe failure is reported as corrupt input.
 
+use super::avif;
+use super::bytes::{be16, be32, le16, le24, le32};
+use super::error::{check_pixels, PipelineError};
+use super::gif;
+use super::jpeg_segments::{SegmentError, Segments, EOI, SOS};
+use super::limits::Limits;
 use super::sniff::SourceFormat;
-use super::transform::PipelineError;
+use super::webp;
 
 /// What the container says about the image.
 #[derive(Debug, Clone, Default)]
@@ -37,126 +43,80 @@ pub(crate) struct Probe {
 }
 
 fn corrupt(what: &str) -> PipelineError {
-    PipelineError::Corrupt(what.to_string())
+    PipelineError::corrupt(what)
 }
 
-fn be16(d: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]))
-}
-pub(crate) fn be32(d: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes([
-        *d.get(at)?,
-        *d.get(at + 1)?,
-        *d.get(at + 2)?,
-        *d.get(at + 3)?,
-    ]))
-}
-fn le16(d: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes([*d.get(at)?, *d.get(at + 1)?]))
-}
-fn le24(d: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes([
-        *d.get(at)?,
-        *d.get(at + 1)?,
-        *d.get(at + 2)?,
-        0,
-    ]))
-}
-pub(crate) fn le32(d: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes([
-        *d.get(at)?,
-        *d.get(at + 1)?,
-        *d.get(at + 2)?,
-        *d.get(at + 3)?,
-    ]))
-}
-
-/// Probes `data` of the given (sniffed) format. `max_frames` lets the frame
-/// walk stop as soon as the limit is exceeded.
+/// Probes `data` of the given (sniffed) format and refuses it when it
+/// declares more pixels or frames than `limits` allow. The frame walk
+/// stops as soon as the frame limit is exceeded.
 pub(crate) fn probe(
     data: &[u8],
     format: SourceFormat,
-    max_frames: u32,
+    limits: &Limits,
 ) -> Result<Probe, PipelineError> {
-    match format {
+    let info = match format {
         SourceFormat::Jpeg => probe_jpeg(data),
         SourceFormat::Png => probe_png(data),
-        SourceFormat::Gif => probe_gif(data, max_frames),
+        SourceFormat::Gif => probe_gif(data, limits.max_frames),
         SourceFormat::WebP => probe_webp(data),
-        // With `avif-decode`, the AVIF module reads its own headers.
-        SourceFormat::Avif => Err(super::transform::avif_unsupported()),
+        SourceFormat::Avif => probe_avif(data),
+    }?;
+    check_pixels(info.width, info.height, limits.max_pixels)?;
+    if info.frames > limits.max_frames {
+        return Err(PipelineError::TooManyFrames {
+            max: limits.max_frames,
+        });
     }
+    Ok(info)
 }
 
-/// Walks JPEG markers up to the first SOS: frame size, component count,
-/// EXIF orientation, ICC chunks (APP2, reassembled in sequence order) and
-/// the Adobe APP14 marker.
+/// AVIF: the size its AV1 sequence header declares (the container parser
+/// reads it; builds without an AV1 decoder refuse here).
+fn probe_avif(d: &[u8]) -> Result<Probe, PipelineError> {
+    let (width, height) = avif::dimensions(d)?;
+    Ok(Probe {
+        width,
+        height,
+        frames: 1,
+        orientation: 1,
+        ..Probe::default()
+    })
+}
+
+/// Walks the JPEG header segments up to the first SOS: frame size,
+/// component count, EXIF orientation, ICC chunks (APP2, reassembled in
+/// sequence order) and the Adobe APP14 marker.
 fn probe_jpeg(d: &[u8]) -> Result<Probe, PipelineError> {
     let mut p = Probe {
         frames: 1,
         orientation: 1,
         ..Probe::default()
     };
-    let mut icc_chunks: Vec<(u8, &[u8])> = Vec::new();
-    let mut icc_total = 0u8;
-    let mut pos = 2usize; // after SOI
+    let mut icc = IccChunks::default();
     let mut seen_sof = false;
-    loop {
-        // Find the next marker: 0xFF, optional fill 0xFFs, then the code.
-        if d.get(pos) != Some(&0xFF) {
-            return Err(corrupt("JPEG marker expected"));
-        }
-        while d.get(pos) == Some(&0xFF) {
-            pos += 1;
-        }
-        let Some(&m) = d.get(pos) else {
-            return Err(corrupt("JPEG header is truncated"));
-        };
-        pos += 1;
-        match m {
-            0xD8 | 0x01 | 0xD0..=0xD7 => continue, // standalone markers
-            0xD9 => return Err(corrupt("JPEG has no image data")),
-            _ => {}
-        }
-        let len = be16(d, pos).ok_or_else(|| corrupt("JPEG header is truncated"))? as usize;
-        if len < 2 {
-            return Err(corrupt("JPEG marker length is invalid"));
-        }
-        let seg = d
-            .get(pos + 2..pos + len)
-            .ok_or_else(|| corrupt("JPEG header is truncated"))?;
-        match m {
+    for seg in Segments::headers(d) {
+        let seg = seg.map_err(|e| match e {
+            SegmentError::Truncated => corrupt("JPEG header is truncated"),
+            SegmentError::BadLength => corrupt("JPEG marker length is invalid"),
+        })?;
+        let payload = &d[seg.payload];
+        match seg.marker {
             // SOFn, except DHT (C4), JPG (C8) and DAC (CC)
-            0xC0..=0xCF if m != 0xC4 && m != 0xC8 && m != 0xCC => {
-                if seg.len() < 6 {
-                    return Err(corrupt("JPEG frame header is truncated"));
-                }
-                p.height = u32::from(be16(seg, 1).unwrap_or(0));
-                p.width = u32::from(be16(seg, 3).unwrap_or(0));
-                p.components = seg[5];
-                p.progressive = m == 0xC2;
-                if !matches!(m, 0xC0..=0xC2) {
-                    return Err(PipelineError::Unsupported(
-                        "lossless, hierarchical and arithmetic-coded JPEGs are not supported"
-                            .into(),
-                    ));
-                }
+            m @ 0xC0..=0xCF if m != 0xC4 && m != 0xC8 && m != 0xCC => {
+                read_frame_header(&mut p, m, payload)?;
                 seen_sof = true;
             }
-            0xE1 if seg.starts_with(b"Exif\0\0") => {
-                if let Some(o) = exif_orientation(&seg[6..]) {
+            0xE1 if payload.starts_with(b"Exif\0\0") => {
+                if let Some(o) = exif_orientation(&payload[6..]) {
                     p.orientation = o;
                 }
             }
-            0xE2 if seg.starts_with(b"ICC_PROFILE\0") && seg.len() >= 14 => {
-                icc_total = seg[13];
-                icc_chunks.push((seg[12], &seg[14..]));
-            }
-            0xEE if seg.starts_with(b"Adobe") => p.adobe = true,
-            0xDA => break,
+            0xE2 => icc.add(payload),
+            0xEE if payload.starts_with(b"Adobe") => p.adobe = true,
+            EOI => return Err(corrupt("JPEG has no image data")),
+            SOS => break,
             _ => {}
         }
-        pos += len;
     }
     if !seen_sof {
         return Err(corrupt("JPEG has no frame header"));
@@ -172,23 +132,61 @@ fn probe_jpeg(d: &[u8]) -> Result<Probe, PipelineError> {
             p.components
         )));
     }
-    // ICC: chunks numbered 1..=N; use the profile only if all are present.
-    if !icc_chunks.is_empty() && icc_chunks.len() == usize::from(icc_total) {
-        icc_chunks.sort_by_key(|c| c.0);
-        if icc_chunks
-            .iter()
-            .enumerate()
-            .all(|(i, c)| usize::from(c.0) == i + 1)
-        {
-            p.icc = Some(
-                icc_chunks
-                    .iter()
-                    .flat_map(|c| c.1.iter().copied())
-                    .collect(),
-            );
+    p.icc = icc.profile();
+    Ok(p)
+}
+
+/// SOFn: size, components, progressive; only baseline, extended and
+/// progressive Huffman coding are decoded.
+fn read_frame_header(p: &mut Probe, marker: u8, seg: &[u8]) -> Result<(), PipelineError> {
+    if seg.len() < 6 {
+        return Err(corrupt("JPEG frame header is truncated"));
+    }
+    p.height = u32::from(be16(seg, 1).unwrap_or(0));
+    p.width = u32::from(be16(seg, 3).unwrap_or(0));
+    p.components = seg[5];
+    p.progressive = marker == 0xC2;
+    if !matches!(marker, 0xC0..=0xC2) {
+        return Err(PipelineError::Unsupported(
+            "lossless, hierarchical and arithmetic-coded JPEGs are not supported".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// An ICC profile split over APP2 segments, numbered 1..=N.
+#[derive(Default)]
+struct IccChunks<'a> {
+    chunks: Vec<(u8, &'a [u8])>,
+    total: u8,
+}
+
+impl<'a> IccChunks<'a> {
+    fn add(&mut self, seg: &'a [u8]) {
+        if seg.starts_with(b"ICC_PROFILE\0") && seg.len() >= 14 {
+            self.total = seg[13];
+            self.chunks.push((seg[12], &seg[14..]));
         }
     }
-    Ok(p)
+
+    /// The profile, only if every chunk is present.
+    fn profile(mut self) -> Option<Vec<u8>> {
+        if self.chunks.is_empty() || self.chunks.len() != usize::from(self.total) {
+            return None;
+        }
+        self.chunks.sort_by_key(|c| c.0);
+        let in_order = self
+            .chunks
+            .iter()
+            .enumerate()
+            .all(|(i, c)| usize::from(c.0) == i + 1);
+        in_order.then(|| {
+            self.chunks
+                .iter()
+                .flat_map(|c| c.1.iter().copied())
+                .collect()
+        })
+    }
 }
 
 /// Reads the Orientation tag (0x0112) from IFD0 of a TIFF-structured EXIF
@@ -288,7 +286,7 @@ fn probe_gif(d: &[u8], max_frames: u32) -> Result<Probe, PipelineError> {
     let mut max_frame_pixels = 0u64;
     // Whatever ends the walk (trailer, garbage, end of data, the frame
     // limit), the frames counted so far are what the probe reports.
-    gif_blocks(d, |fw, fh| {
+    gif::walk_blocks(d, |fw, fh| {
         max_frame_pixels = max_frame_pixels.max(u64::from(fw) * u64::from(fh));
         p.frames += 1;
         p.frames <= max_frames
@@ -307,77 +305,6 @@ fn probe_gif(d: &[u8], max_frames: u32) -> Result<Probe, PipelineError> {
         p.height = p.height.max(side);
     }
     Ok(p)
-}
-
-/// How a walk over a GIF's blocks ([`gif_blocks`]) ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GifWalk {
-    /// At the trailer byte.
-    Trailer,
-    /// The data ended exactly after a whole block.
-    End,
-    /// At a byte that starts no block: decoders stop there too.
-    Junk,
-    /// Inside a block: the file is cut short.
-    Truncated,
-    /// `on_image` asked to stop.
-    Stopped,
-}
-
-/// Walks a GIF's blocks after the header without decompressing anything,
-/// calling `on_image(width, height)` at each image descriptor (before its
-/// data is skipped); the walk stops when it returns false. Shared by the
-/// probe (frame count and sizes) and the truncation check.
-pub(crate) fn gif_blocks(d: &[u8], mut on_image: impl FnMut(u16, u16) -> bool) -> GifWalk {
-    let Some(&flags) = d.get(10) else {
-        return GifWalk::Truncated;
-    };
-    let mut pos = 13usize;
-    if flags & 0x80 != 0 {
-        pos += 3 << ((flags & 7) + 1);
-    }
-    // Skips a chain of data sub-blocks; returns the position after the
-    // terminator, or None when the data ends first.
-    let skip_sub_blocks = |mut pos: usize| -> Option<usize> {
-        loop {
-            let n = *d.get(pos)? as usize;
-            pos += 1 + n;
-            if n == 0 {
-                return Some(pos);
-            }
-        }
-    };
-    loop {
-        match d.get(pos) {
-            Some(0x3B) => return GifWalk::Trailer,
-            None if pos == d.len() => return GifWalk::End,
-            None => return GifWalk::Truncated,
-            Some(0x21) => match skip_sub_blocks(pos + 2) {
-                Some(n) => pos = n,
-                None => return GifWalk::Truncated,
-            },
-            Some(0x2C) => {
-                let (Some(fw), Some(fh), Some(&lflags)) =
-                    (le16(d, pos + 5), le16(d, pos + 7), d.get(pos + 9))
-                else {
-                    return GifWalk::Truncated;
-                };
-                if !on_image(fw, fh) {
-                    return GifWalk::Stopped;
-                }
-                pos += 10;
-                if lflags & 0x80 != 0 {
-                    pos += 3 << ((lflags & 7) + 1);
-                }
-                // LZW minimum code size, then the image data sub-blocks.
-                match skip_sub_blocks(pos + 1) {
-                    Some(n) => pos = n,
-                    None => return GifWalk::Truncated,
-                }
-            }
-            Some(_) => return GifWalk::Junk,
-        }
-    }
 }
 
 /// WebP: RIFF chunk walk for VP8X canvas size, ICCP, EXIF and ANMF frame
@@ -424,23 +351,10 @@ fn probe_webp(d: &[u8]) -> Result<Probe, PipelineError> {
         p.frames = anmf.max(1);
     }
     if !vp8x {
-        let mut f = libwebp_sys::WebPBitstreamFeatures {
-            width: 0,
-            height: 0,
-            has_alpha: 0,
-            has_animation: 0,
-            format: 0,
-            pad: [0; 5],
-        };
-        // SAFETY: reads at most `d.len()` bytes from a valid slice and
-        // writes only into `f`.
-        let status = unsafe { libwebp_sys::WebPGetFeatures(d.as_ptr(), d.len(), &mut f) };
-        if status != libwebp_sys::VP8StatusCode::VP8_STATUS_OK {
-            return Err(corrupt("WebP header is invalid"));
-        }
-        p.width = f.width.max(0) as u32;
-        p.height = f.height.max(0) as u32;
-        p.has_alpha = f.has_alpha != 0;
+        let f = webp::features(d)?;
+        p.width = f.width;
+        p.height = f.height;
+        p.has_alpha = f.has_alpha;
     }
     if p.width == 0 || p.height == 0 {
         return Err(corrupt("WebP has a zero dimension"));
@@ -510,8 +424,12 @@ mod tests {
             b"RIFF\x10\0\0\0WEBPVP8X\xff\xff\xff\xff",
             b"RIFF\x10\0\0\0WEBP",
         ] {
-            let f = super::super::sniff::sniff(data).unwrap_or(SourceFormat::Jpeg);
-            assert!(probe(data, f, 10).is_err(), "{data:?}");
+            let f = crate::pipeline::sniff::sniff(data).unwrap_or(SourceFormat::Jpeg);
+            let limits = Limits {
+                max_pixels: 1 << 20,
+                max_frames: 10,
+            };
+            assert!(probe(data, f, &limits).is_err(), "{data:?}");
         }
     }
 }

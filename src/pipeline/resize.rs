@@ -9,9 +9,9 @@
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
+use super::error::PipelineError;
 use super::options::{Fit, TransformOptions};
 use super::pixels::Pixels;
-use super::transform::PipelineError;
 
 /// What to do to get from the source to the output, in displayed
 /// orientation.
@@ -37,6 +37,15 @@ impl Plan {
             && self.resize_h == src_h
             && self.crop_fw >= 1.0
             && self.crop_fh >= 1.0
+    }
+
+    /// The canvas in displayed orientation, after `orientation` is applied.
+    pub fn displayed_canvas(&self, orientation: u8) -> (u32, u32) {
+        if orientation >= 5 {
+            (self.canvas_h, self.canvas_w)
+        } else {
+            (self.canvas_w, self.canvas_h)
+        }
     }
 
     /// The same plan seen in stored orientation (axes swapped).
@@ -109,6 +118,16 @@ pub(crate) fn plan(sw: u32, sh: u32, o: &TransformOptions) -> Plan {
     p.canvas_w = p.resize_w;
     p.canvas_h = p.resize_h;
     p
+}
+
+/// The plan in stored orientation for a stored `w` x `h` source shown
+/// with EXIF `orientation`.
+pub(crate) fn stored_plan(w: u32, h: u32, orientation: u8, opts: &TransformOptions) -> Plan {
+    if orientation >= 5 {
+        plan(h, w, opts).transposed()
+    } else {
+        plan(w, h, opts)
+    }
 }
 
 /// Picks the libjpeg scale numerator (8 = full size, 4, 2, 1 = 1/8) such

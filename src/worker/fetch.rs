@@ -25,6 +25,7 @@ use reqwest::{redirect, StatusCode};
 use url::{Host, Url};
 
 use super::netguard::{find_host_blocked, AddressPolicy, GuardedResolver};
+use crate::protocol::{check_source_url, SourceUrlError};
 
 /// User-Agent sent to origins: fixed, so it identifies the software and
 /// nothing about the user who asked for the image.
@@ -88,8 +89,8 @@ pub struct Fetched {
 pub enum FetchError {
     /// The URL is not acceptable to fetch at all (bad scheme, no host,
     /// credentials). The client's fault: 400.
-    #[error("invalid URL: {0}")]
-    InvalidUrl(String),
+    #[error(transparent)]
+    InvalidUrl(#[from] SourceUrlError),
     /// The URL, its DNS answer, or a redirect leads to an address the policy
     /// refuses: 403.
     #[error("forbidden: {0}")]
@@ -264,31 +265,15 @@ impl OriginClient {
         })
     }
 
-    /// Validates a URL before any connection: scheme, credentials, host,
-    /// and literal IP hosts against the policy (reqwest never resolves
+    /// Validates a URL before any connection: the source-URL rules of
+    /// [`check_source_url`], and literal IP hosts against the policy (reqwest never resolves
     /// those, so the resolver cannot catch them).
     fn check_url(&self, url: &Url) -> Result<(), FetchError> {
-        match url.scheme() {
-            "http" | "https" => {}
-            other => {
-                return Err(FetchError::InvalidUrl(format!(
-                    "scheme {other:?} not allowed (only http and https)"
-                )))
-            }
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(FetchError::InvalidUrl(
-                "credentials in the URL are not allowed".to_owned(),
-            ));
-        }
+        check_source_url(url)?;
         let ip = match url.host() {
-            None => return Err(FetchError::InvalidUrl("URL has no host".to_owned())),
-            Some(Host::Domain("")) => {
-                return Err(FetchError::InvalidUrl("URL has an empty host".to_owned()))
-            }
-            Some(Host::Domain(_)) => return Ok(()),
             Some(Host::Ipv4(v4)) => std::net::IpAddr::V4(v4),
             Some(Host::Ipv6(v6)) => std::net::IpAddr::V6(v6),
+            Some(Host::Domain(_)) | None => return Ok(()),
         };
         self.policy
             .check(ip)
@@ -826,7 +811,10 @@ mod tests {
     #[test]
     fn kinds_are_stable_labels() {
         let cases = [
-            (FetchError::InvalidUrl(String::new()), "invalid_url"),
+            (
+                FetchError::InvalidUrl(SourceUrlError::NoHost),
+                "invalid_url",
+            ),
             (FetchError::Forbidden(String::new()), "forbidden"),
             (FetchError::NotFound, "not_found"),
             (FetchError::TooLarge { limit: 1 }, "too_large"),

@@ -1,12 +1,12 @@
-//! Worker: owns a share of the cache, fetches from origins on a miss.
+//! Worker: owns a share of the cache, fills it from origins on a miss.
 //!
-//! A worker answers only the internal API (see [`api`]): gateways ask it
-//! whether an image is cached, and ask it to fetch and cache one. The fetch
-//! path is where every safety rule lives: the address guard, the size cap,
-//! the timeout and the magic-byte check all run here, before anything is
-//! stored.
+//! Gateways ask a worker (over [`crate::protocol`], served by
+//! [`crate::worker_api`]) whether an image is cached ([`Worker::lookup`]),
+//! and to get it from the cache or else fill the cache with it
+//! ([`Worker::get_or_fill`]). The fill path is where every safety rule
+//! lives: the address guard, the size cap, the timeout and the magic-byte
+//! check all run here, before anything is stored.
 
-pub mod api;
 pub mod cache;
 pub mod fetch;
 pub mod netguard;
@@ -20,6 +20,7 @@ use crate::metrics::{KindLabel, WorkerMetrics};
 use crate::pipeline::complete::check_complete;
 use crate::pipeline::sniff::sniff;
 use crate::pipeline::{transform, Limits, PipelineError, Pool, PoolError, TransformOptions};
+use crate::protocol::CacheStatus;
 use cache::{CachedImage, ImageCache};
 use fetch::{FetchConfig, FetchError, OriginClient};
 
@@ -57,6 +58,13 @@ pub struct Worker {
     limits: Limits,
 }
 
+/// The answer of [`Worker::get_or_fill`].
+pub struct Filled {
+    pub image: Arc<CachedImage>,
+    /// Whether it was already cached.
+    pub cache: CacheStatus,
+}
+
 /// What a worker needs besides its name and metrics: the cache budget and
 /// TTL, the origin rules and the image limits.
 pub struct WorkerConfig {
@@ -78,30 +86,6 @@ fn cache_key(url: &Url, opts: &TransformOptions) -> String {
     } else {
         format!("{}\n{}", url.as_str(), opts.cache_key())
     }
-}
-
-/// Validates a source URL as users give it: absolute, http or https, with a
-/// host and without credentials. Used by gateways before routing and by
-/// workers before fetching, so both refuse the same inputs.
-pub fn parse_source_url(raw: &str) -> Result<Url, String> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Err("the `url` parameter is empty".into());
-    }
-    let url = Url::parse(raw).map_err(|e| format!("invalid url: {e}"))?;
-    if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(format!(
-            "unsupported url scheme {:?}: only http and https are allowed",
-            url.scheme()
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err("invalid url: it has no host".into());
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("invalid url: credentials in urls are not allowed".into());
-    }
-    Ok(url)
 }
 
 impl Worker {
@@ -141,21 +125,24 @@ impl Worker {
     }
 
     /// The image for `url` with `opts`, from the cache or else produced
-    /// (once, however many callers ask at the same time) and cached. A
-    /// variant is made from the cached original, so many variants of one
-    /// image cost one origin fetch. The flag says whether it was cached.
-    pub async fn fetch(
+    /// (once, however many callers ask at the same time) and cached: the
+    /// answer to `POST /v1/cache`. A variant is made from the cached
+    /// original, so many variants of one image cost one origin fetch.
+    pub async fn get_or_fill(
         self: &Arc<Self>,
         url: &Url,
         opts: &TransformOptions,
-    ) -> Result<(Arc<CachedImage>, bool), Arc<WorkerError>> {
+    ) -> Result<Filled, Arc<WorkerError>> {
         let key = cache_key(url, opts);
-        if let Some(img) = self.cache.get(&key).await {
+        if let Some(image) = self.cache.get(&key).await {
             self.metrics.cache_hits.inc();
-            return Ok((img, true));
+            return Ok(Filled {
+                image,
+                cache: CacheStatus::Hit,
+            });
         }
         self.metrics.cache_misses.inc();
-        let img = if opts.is_identity() {
+        let image = if opts.is_identity() {
             self.original(url).await?
         } else {
             let this = Arc::clone(self);
@@ -167,7 +154,10 @@ impl Worker {
             };
             self.cache.get_or_try_insert(key, init).await?
         };
-        Ok((img, false))
+        Ok(Filled {
+            image,
+            cache: CacheStatus::Miss,
+        })
     }
 
     /// The original bytes of `url`: cached, or fetched once for all callers.
@@ -177,7 +167,7 @@ impl Worker {
         // The fetch runs in its own task so that it completes, and its result
         // is cached, even if the request that started it goes away.
         let init = async move {
-            tokio::spawn(async move { this.fetch_original(&owned).await })
+            tokio::spawn(async move { this.download_original(&owned).await })
                 .await
                 .map_err(|e| WorkerError::Internal(format!("fetch task failed: {e}")))?
         };
@@ -209,7 +199,7 @@ impl Worker {
 
     /// Downloads `url` and checks that it is a whole image of a format we
     /// serve: a truncated body must not be cached and passed on as is.
-    async fn fetch_original(&self, url: &Url) -> Result<Arc<CachedImage>, WorkerError> {
+    async fn download_original(&self, url: &Url) -> Result<Arc<CachedImage>, WorkerError> {
         let started = Instant::now();
         let result = self.origin.fetch(url).await;
         self.metrics
@@ -247,28 +237,5 @@ impl Worker {
         let (entries, bytes) = self.cache.usage().await;
         self.metrics.cache_entries.set(entries as i64);
         self.metrics.cache_bytes.set(bytes as i64);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_source_url;
-
-    #[test]
-    fn source_urls() {
-        assert!(parse_source_url("https://example.com/cat.jpg").is_ok());
-        assert!(parse_source_url("http://example.com:8080/a?b=c").is_ok());
-        for bad in [
-            "",
-            "  ",
-            "cat.jpg",
-            "ftp://example.com/x",
-            "file:///etc/passwd",
-            "javascript:alert(1)",
-            "data:image/png;base64,AA",
-            "http://user:pw@example.com/",
-        ] {
-            assert!(parse_source_url(bad).is_err(), "{bad} accepted");
-        }
     }
 }

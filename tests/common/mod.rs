@@ -10,8 +10,7 @@
 
 #![allow(dead_code)]
 
-pub mod fixtures;
-pub mod heif_fixtures;
+pub mod answer;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket as StdUdpSocket};

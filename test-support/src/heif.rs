@@ -3,9 +3,7 @@
 //! `idat`, operating points, unknown and extended boxes, sequences.
 //!
 //! The AV1 payloads come from our own encoder (ravif): the `mdat` of a
-//! ravif file of an opaque image is exactly one AV1 still. Shared like
-//! `fixtures.rs` (the pipeline's unit tests include it with `#[path]`), so
-//! it uses nothing of the crate itself.
+//! ravif file of an opaque image is exactly one AV1 still.
 
 /// A box: 32-bit size, type, body.
 pub fn bx(ty: &[u8; 4], body: &[u8]) -> Vec<u8> {

@@ -1,12 +1,15 @@
 //! Image fixtures generated in memory, and independent decoders for what
 //! the proxy answers.
 //!
-//! Shared by the integration tests (through `tests/common/mod.rs`) and the
-//! pipeline's unit tests (`src/pipeline/tests.rs` includes this file with
-//! `#[path]`), so it may use only crates both see and nothing of the
-//! crate itself: EXIF-oriented and CMYK JPEGs, progressive JPEG, hand-built
-//! PNGs (16-bit, palette, interlaced), RGBA PNG, animated GIF and the PNG
-//! bomb. All are small so debug builds stay fast.
+//! A dev-dependency of img-proxy (`img-proxy-test-support`), shared by its
+//! unit tests and its integration tests (`tests/common` re-exports it as
+//! `fixtures`). It knows nothing of img-proxy itself, so its decoders are
+//! independent checks: EXIF-oriented and CMYK JPEGs, progressive JPEG,
+//! hand-built PNGs (16-bit, palette, interlaced), RGBA PNG, animated GIF
+//! and WebP, AVIF and the PNG bomb. All are small so debug builds stay
+//! fast.
+
+pub mod heif;
 
 use jpeg_encoder::{ColorType as JColor, Encoder as JEncoder, SamplingFactor};
 
@@ -569,4 +572,36 @@ pub fn webp_frames(bytes: &[u8]) -> Vec<(image::RgbaImage, u32)> {
             (f.into_buffer(), n / d.max(1))
         })
         .collect()
+}
+
+/// The stored RGB pixels (and their size) of a picture whose displayed
+/// form is `shown` (`w` x `h`), for EXIF orientation `o`: applying `o` to
+/// the result gives `shown` back. Written from the EXIF definition (a
+/// transposition, then mirrors), independently of the proxy's code.
+pub fn store_oriented(shown: &[u8], w: u32, h: u32, o: u16) -> (Vec<u8>, u32, u32) {
+    // (transpose, mirror x, mirror y) taking a displayed pixel to its
+    // stored place, per orientation 1..=8.
+    let (transpose, mirror_x, mirror_y) = match o {
+        2 => (false, true, false),
+        3 => (false, true, true),
+        4 => (false, false, true),
+        5 => (true, false, false),
+        6 => (true, false, true),
+        7 => (true, true, true),
+        8 => (true, true, false),
+        _ => (false, false, false),
+    };
+    let (sw, sh) = if transpose { (h, w) } else { (w, h) };
+    let mut stored = vec![0u8; shown.len()];
+    for y in 0..h {
+        for x in 0..w {
+            let (a, b) = if transpose { (y, x) } else { (x, y) };
+            let sx = if mirror_x { sw - 1 - a } else { a };
+            let sy = if mirror_y { sh - 1 - b } else { b };
+            let from = ((y * w + x) * 3) as usize;
+            let to = ((sy * sw + sx) * 3) as usize;
+            stored[to..to + 3].copy_from_slice(&shown[from..from + 3]);
+        }
+    }
+    (stored, sw, sh)
 }

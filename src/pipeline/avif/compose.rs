@@ -4,8 +4,8 @@
 //! decoder so it can be tested without one.
 
 use super::heif::{Crop, Grid};
-use super::pixels::Pixels;
-use super::transform::PipelineError;
+use crate::pipeline::error::PipelineError;
+use crate::pipeline::pixels::Pixels;
 
 fn corrupt(what: impl std::fmt::Display) -> PipelineError {
     PipelineError::Corrupt(format!("AVIF: {what}"))

@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::fixtures::*;
-use common::heif_fixtures::*;
 use common::*;
+use img_proxy_test_support::heif::*;
+use img_proxy_test_support::*;
 
 /// Serves `file` and asks for it with `query`; returns status and body.
 async fn ask(file: Vec<u8>, query: &[(&str, &str)]) -> (u16, bytes::Bytes) {

@@ -3,7 +3,7 @@
 //!
 //! rav1d 1.1 can panic inside its `extern "C"` API on corrupt streams, and
 //! a panic cannot unwind out of `extern "C"`: the process aborts. The
-//! container is still parsed in-process ([`avif::parse`] contains its own
+//! container is still parsed in-process ([`av1::parse`] contains its own
 //! panics), so size limits are checked before anything is spawned; the
 //! AV1 decoding itself runs in `img-proxy __decode-avif`, a hidden
 //! subcommand of our own binary:
@@ -29,10 +29,10 @@ use std::process::{Child, ExitCode, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::avif;
+use super::av1;
 use super::heif::Avif;
-use super::pixels::Pixels;
-use super::transform::PipelineError;
+use crate::pipeline::error::PipelineError;
+use crate::pipeline::pixels::Pixels;
 
 /// Environment variable naming the program to run as the decoder (it must
 /// accept the `__decode-avif` subcommand). Needed only when the pipeline
@@ -88,7 +88,7 @@ pub fn child_main(args: &DecodeAvifArgs) -> ExitCode {
         eprintln!("reading stdin: {e}");
         return ExitCode::from(EXIT_INTERNAL);
     }
-    let px = avif::parse(&src).and_then(|p| {
+    let px = av1::parse(&src).and_then(|p| {
         if u64::from(p.width) * u64::from(p.height) > args.max_pixels {
             return Err(PipelineError::TooManyPixels {
                 width: p.width.into(),
@@ -96,7 +96,7 @@ pub fn child_main(args: &DecodeAvifArgs) -> ExitCode {
                 max: args.max_pixels,
             });
         }
-        avif::decode(&p, args.max_pixels)
+        av1::decode(&p, args.max_pixels)
     });
     match px {
         Ok(px) => {
@@ -160,7 +160,7 @@ fn decoder_program() -> Result<Option<PathBuf>, PipelineError> {
 /// process; every failure of the child is a [`PipelineError::Corrupt`].
 pub(crate) fn decode(src: &[u8], parsed: &Avif, max_pixels: u64) -> Result<Pixels, PipelineError> {
     let Some(program) = decoder_program()? else {
-        return avif::decode(parsed, max_pixels);
+        return av1::decode(parsed, max_pixels);
     };
     let declared = u64::from(parsed.width) * u64::from(parsed.height);
     let limit = declared.min(max_pixels);
@@ -291,17 +291,7 @@ fn run(
             }
         };
         let stderr = err.join().unwrap_or_default();
-        result.map_err(|e| match e {
-            Exit::Failed(st) => failure(st, &stderr),
-            Exit::TimedOut => PipelineError::Corrupt(format!(
-                "AVIF: decoding took longer than {}s",
-                timeout.as_secs_f32()
-            )),
-            Exit::BadAnswer(e) => {
-                PipelineError::Internal(format!("AVIF decoder answered badly: {e}"))
-            }
-            Exit::Lost => PipelineError::Internal("AVIF decoder status lost".into()),
-        })
+        result.map_err(|e| e.into_error(&stderr, timeout))
     })
 }
 
@@ -311,6 +301,23 @@ enum Exit {
     TimedOut,
     BadAnswer(String),
     Lost,
+}
+
+impl Exit {
+    /// The error for this outcome; `stderr` is what the child wrote there.
+    fn into_error(self, stderr: &str, timeout: Duration) -> PipelineError {
+        match self {
+            Exit::Failed(st) => failure(st, stderr),
+            Exit::TimedOut => PipelineError::Corrupt(format!(
+                "AVIF: decoding took longer than {}s",
+                timeout.as_secs_f32()
+            )),
+            Exit::BadAnswer(e) => {
+                PipelineError::Internal(format!("AVIF decoder answered badly: {e}"))
+            }
+            Exit::Lost => PipelineError::Internal("AVIF decoder status lost".into()),
+        }
+    }
 }
 
 /// Whether the child died of our own `kill` (SIGKILL), which says nothing
@@ -510,7 +517,7 @@ mod tests {
             panic!("set AVIF_BENCH and {DECODER_ENV}");
         };
         let src = std::fs::read(file).expect("AVIF_BENCH file");
-        let parsed = avif::parse(&src).expect("AVIF_BENCH parses");
+        let parsed = av1::parse(&src).expect("AVIF_BENCH parses");
         let max = 50_000_000;
         let time = |f: &dyn Fn() -> Pixels| {
             let _ = f(); // warm-up
@@ -524,7 +531,7 @@ mod tests {
             }
             (best, sum / 10)
         };
-        let inproc = time(&|| avif::decode(&parsed, max).expect("in-process"));
+        let inproc = time(&|| av1::decode(&parsed, max).expect("in-process"));
         let child = time(&|| decode(&src, &parsed, max).expect("child"));
         eprintln!(
             "{}x{}: in-process best {:?} mean {:?}; child best {:?} mean {:?}",

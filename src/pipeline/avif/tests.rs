@@ -5,15 +5,8 @@
 use crate::pipeline::options::{OutputFormat, TransformOptions};
 use crate::pipeline::transform::{transform, Limits};
 
-#[path = "../../tests/common/fixtures.rs"]
-#[allow(dead_code)]
-mod fixtures;
-#[path = "../../tests/common/heif_fixtures.rs"]
-#[allow(dead_code)]
-mod heif_fixtures;
-
-use fixtures::{assert_quadrants, close, quadrants, BLUE, GREEN, RED, WHITE};
-use heif_fixtures::*;
+use img_proxy_test_support::heif::*;
+use img_proxy_test_support::{assert_quadrants, close, quadrants, BLUE, GREEN, RED, WHITE};
 
 /// Transforms to PNG (lossless: colours are the decoder's) and decodes.
 fn png(file: &[u8], w: Option<u32>) -> image::RgbaImage {

@@ -4,11 +4,7 @@
 use super::*;
 use crate::pipeline::pixels::Pixels;
 
-#[path = "../../tests/common/heif_fixtures.rs"]
-#[allow(dead_code)]
-mod heif_fixtures;
-
-use heif_fixtures::*;
+use img_proxy_test_support::heif::*;
 
 fn payload(tag: u8) -> Vec<u8> {
     vec![tag; 10]

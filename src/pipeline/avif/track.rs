@@ -8,7 +8,7 @@
 //! are read through that item instead (see `heif::parse`).
 
 use super::heif::{self, Av1Item, Avif, Coded};
-use super::transform::PipelineError;
+use crate::pipeline::error::PipelineError;
 
 fn corrupt(what: &str) -> PipelineError {
     PipelineError::Corrupt(format!("AVIF sequence: {what}"))

@@ -22,8 +22,8 @@
 //! do not know are skipped, unless a property is marked essential for the
 //! item we would show (then the file is refused, as the format requires).
 
-use super::probe::be32;
-use super::transform::PipelineError;
+use crate::pipeline::bytes::{be32, be64};
+use crate::pipeline::error::PipelineError;
 
 /// Most items (or tiles, or properties) a file may declare: bounds the work
 /// a hostile file can ask for. Real grids stay far below (a 48 MP camera
@@ -131,11 +131,7 @@ fn box_at(d: &[u8], pos: usize) -> Result<(Bmff<'_>, usize), PipelineError> {
         0 => d.len() - pos,
         1 => {
             header = 16;
-            let big = d
-                .get(pos + 8..pos + 16)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(|| corrupt("a box header is cut short"))?;
+            let big = be64(d, pos + 8).ok_or_else(|| corrupt("a box header is cut short"))?;
             usize::try_from(big).unwrap_or(usize::MAX)
         }
         n => n as usize,
@@ -209,6 +205,15 @@ impl<'a> Reader<'a> {
 
     pub(super) fn u32(&mut self) -> Result<u32, PipelineError> {
         Ok(self.uint(4)? as u32)
+    }
+
+    /// An item id: 32 bits in `wide` box versions, else 16.
+    pub(super) fn id(&mut self, wide: bool) -> Result<u32, PipelineError> {
+        if wide {
+            self.u32()
+        } else {
+            Ok(self.u16()?.into())
+        }
     }
 
     /// A full box's version and flags.
@@ -321,7 +326,7 @@ fn read_meta(body: &[u8]) -> Result<Meta<'_>, PipelineError> {
             b"pitm" => {
                 let mut p = Reader::new(b.body);
                 let (v, _) = p.full()?;
-                m.primary = Some(if v == 0 { p.u16()?.into() } else { p.u32()? });
+                m.primary = Some(p.id(v > 0)?);
             }
             b"iloc" => m.locations = read_iloc(b.body)?,
             b"iinf" => m.items = read_iinf(b.body)?,
@@ -355,13 +360,13 @@ fn read_iloc(body: &[u8]) -> Result<Vec<(u32, Location)>, PipelineError> {
     {
         return Err(corrupt("iloc field sizes"));
     }
-    let count = if v < 2 { r.u16()?.into() } else { r.u32()? } as usize;
+    let count = r.id(v >= 2)? as usize;
     if count > MAX_ITEMS {
         return Err(corrupt("too many items"));
     }
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
-        let id = if v < 2 { r.u16()?.into() } else { r.u32()? };
+        let id = r.id(v >= 2)?;
         let method = if v >= 1 { r.u16()? & 15 } else { 0 };
         r.u16()?; // data reference index: this file
         let base_offset = r.uint(base)?;
@@ -388,11 +393,7 @@ fn read_iloc(body: &[u8]) -> Result<Vec<(u32, Location)>, PipelineError> {
 fn read_iinf(body: &[u8]) -> Result<Vec<(u32, [u8; 4])>, PipelineError> {
     let mut r = Reader::new(body);
     let (v, _) = r.full()?;
-    if v == 0 {
-        r.u16()?;
-    } else {
-        r.u32()?;
-    }
+    r.id(v > 0)?; // entry count: the boxes say it
     let mut items = Vec::new();
     for b in boxes(r.rest()) {
         let b = b?;
@@ -407,7 +408,7 @@ fn read_iinf(body: &[u8]) -> Result<Vec<(u32, [u8; 4])>, PipelineError> {
         if v < 2 {
             continue; // no item type: not an image item
         }
-        let id = if v == 2 { e.u16()?.into() } else { e.u32()? };
+        let id = e.id(v > 2)?;
         e.u16()?; // protection index
         let mut ty = [0u8; 4];
         ty.copy_from_slice(e.bytes(4)?);
@@ -425,22 +426,14 @@ fn read_iref(body: &[u8]) -> Result<Refs, PipelineError> {
     for b in boxes(r.rest()) {
         let b = b?;
         let mut e = Reader::new(b.body);
-        let mut id = || -> Result<u32, PipelineError> {
-            if v == 0 {
-                Ok(e.u16()?.into())
-            } else {
-                e.u32()
-            }
-        };
-        let from = id()?;
-        drop(id);
+        let from = e.id(v > 0)?;
         let n = usize::from(e.u16()?);
         if n > MAX_ITEMS || refs.len() >= MAX_ITEMS {
             return Err(corrupt("too many item references"));
         }
         let mut to = Vec::with_capacity(n);
         for _ in 0..n {
-            to.push(if v == 0 { e.u16()?.into() } else { e.u32()? });
+            to.push(e.id(v > 0)?);
         }
         refs.push((b.ty, from, to));
     }
@@ -467,7 +460,7 @@ fn read_iprp<'a>(body: &'a [u8], m: &mut Meta<'a>) -> Result<(), PipelineError> 
                     return Err(corrupt("too many property associations"));
                 }
                 for _ in 0..n {
-                    let id = if v < 1 { r.u16()?.into() } else { r.u32()? };
+                    let id = r.id(v >= 1)?;
                     let k = r.u8()?;
                     let mut list = Vec::with_capacity(usize::from(k));
                     for _ in 0..k {
@@ -583,12 +576,12 @@ pub(crate) fn parse(file: &[u8]) -> Result<Avif, PipelineError> {
     }
     let meta = meta.map(read_meta).transpose()?;
     let frames = match moov {
-        Some(m) => super::heif_track::frame_count(m)?,
+        Some(m) => super::track::frame_count(m)?,
         None => 1,
     };
     match (meta, moov) {
         (Some(m), _) if m.primary.is_some() => still(file, &m, frames),
-        (_, Some(moov)) => super::heif_track::first_frame(file, moov),
+        (_, Some(moov)) => super::track::first_frame(file, moov),
         _ => Err(corrupt("no primary item")),
     }
 }
@@ -735,7 +728,7 @@ fn clean_aperture(c: &[i64; 8], w: u32, h: u32) -> Option<Crop> {
     let x = left(xn, xd, w.into(), cw)?;
     let y = left(yn, yd, h.into(), ch)?;
     let inside = cw > 0 && ch > 0 && x >= 0 && y >= 0 && x + cw <= w.into() && y + ch <= h.into();
-    inside.then(|| Crop {
+    inside.then_some(Crop {
         x: x as u32,
         y: y as u32,
         w: cw as u32,

@@ -1,0 +1,33 @@
+//! Header names of the internal protocol and of image answers.
+//!
+//! Every name a worker sets on an image answer is listed in [`RELAYED`],
+//! which is what a gateway copies from a worker's answer to its own: a
+//! header missing there would be silently dropped in cluster mode only.
+
+pub use crate::cluster::auth::AUTH_HEADER as CLUSTER_AUTH;
+
+/// Whether the answer came from the cache (`HIT`) or was just made (`MISS`).
+pub const X_CACHE: &str = "x-cache";
+/// The name of the worker that answered.
+pub const X_SERVED_BY: &str = "x-served-by";
+/// Ties the gateway's log line to the worker's for one request.
+pub const X_REQUEST_ID: &str = "x-request-id";
+/// `nosniff`: browsers must trust our sniffed `Content-Type`.
+pub const X_CONTENT_TYPE_OPTIONS: &str = "x-content-type-options";
+
+/// Headers of a worker's answer that the user gets too: the standard ones
+/// an image or error answer carries, and ours.
+pub const RELAYED: [&str; 9] = [
+    "content-type",
+    "content-length",
+    "etag",
+    "cache-control",
+    "vary",
+    "retry-after",
+    X_CACHE,
+    X_SERVED_BY,
+    X_CONTENT_TYPE_OPTIONS,
+];
+
+/// Headers of ours that a `304 Not Modified` keeps from the full answer.
+pub const KEPT_ON_NOT_MODIFIED: [&str; 2] = [X_CACHE, X_SERVED_BY];

@@ -1,0 +1,36 @@
+//! The internal protocol between gateways and workers, in one place.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /v1/image?url=U&w=..` ([`LOOKUP_PATH`]) | 200 with the cached image, or 404 when not cached |
+//! | `POST /v1/cache` `{"url": U, "w": ..}` ([`FILL_PATH`], [`FillRequest`]) | fetches, caches and returns the image, or the error |
+//!
+//! Both carry the cluster signature ([`header::CLUSTER_AUTH`]) and the
+//! request id ([`RequestId`]). A worker's answer carries the headers of
+//! [`image_response`]; a gateway passes on exactly [`header::RELAYED`], the
+//! list built from the same constants the worker sets, so a header added
+//! here reaches users without a second edit.
+//!
+//! Gateways and workers both depend on this module and never on each
+//! other: the standalone gateway reaches its in-process worker through
+//! [`LocalWorker`].
+
+pub mod header;
+mod local;
+mod request;
+mod request_id;
+mod response;
+mod source_url;
+
+/// Worker: is this image cached? Answers the image or 404.
+pub const LOOKUP_PATH: &str = "/v1/image";
+/// Worker: fetch, cache and return this image (the "fill").
+pub const FILL_PATH: &str = "/v1/cache";
+/// Gateway: the public image endpoint.
+pub const PUBLIC_IMAGE_PATH: &str = "/image";
+
+pub use local::{FillFuture, LocalWorker};
+pub use request::{parse_image_query, FillRequest, RequestError};
+pub use request_id::RequestId;
+pub use response::{image_response, CacheStatus, ImageAnswer};
+pub use source_url::{check_source_url, parse_source_url, SourceUrlError};

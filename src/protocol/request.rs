@@ -1,0 +1,120 @@
+//! What a gateway asks a worker: the image query (shared with the public
+//! `GET /image`) and the fill request body.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::source_url::{parse_source_url, SourceUrlError};
+use crate::pipeline::{OptionError, RequestedOptions, TransformOptions};
+
+/// Why an image request is malformed: always the caller's fault (400).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("missing `url` query parameter")]
+    MissingUrl,
+    #[error("`url` given more than once")]
+    RepeatedUrl,
+    #[error(transparent)]
+    SourceUrl(#[from] SourceUrlError),
+    /// An image option is invalid; the message names the option.
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    #[error("invalid request body: {0}")]
+    Body(#[from] serde_json::Error),
+}
+
+/// Parses `url` and the image options from a query string, with the same
+/// rules for user requests (gateway) and internal ones (worker).
+pub fn parse_image_query(query: Option<&str>) -> Result<(Url, RequestedOptions), RequestError> {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let mut urls = pairs.iter().filter(|(k, _)| k == "url");
+    let raw = urls.next().ok_or(RequestError::MissingUrl)?;
+    if urls.next().is_some() {
+        return Err(RequestError::RepeatedUrl);
+    }
+    let url = parse_source_url(&raw.1)?;
+    let requested =
+        RequestedOptions::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    Ok((url, requested))
+}
+
+/// The body of `POST /v1/cache`: the URL and, as further fields, the
+/// image options under their query names (`w`, `h`, `fit`, `q`, `format`).
+#[derive(Debug, Deserialize, Serialize)]
+pub struct FillRequest {
+    /// The source URL to fetch and cache.
+    pub url: String,
+    /// Image options; absent means the original bytes.
+    #[serde(flatten)]
+    pub options: BTreeMap<String, serde_json::Value>,
+}
+
+impl FillRequest {
+    /// The request for `url` transformed by `opts`.
+    pub fn new(url: &Url, opts: &TransformOptions) -> FillRequest {
+        FillRequest {
+            url: url.to_string(),
+            options: opts
+                .to_query()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+                .collect(),
+        }
+    }
+
+    /// Reads a request body and validates the URL and options exactly as a
+    /// query string would be.
+    pub fn parse(body: &[u8]) -> Result<(Url, TransformOptions), RequestError> {
+        let req: FillRequest = serde_json::from_slice(body)?;
+        let url = parse_source_url(&req.url)?;
+        let values: Vec<(&str, String)> = req
+            .options
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => (k.as_str(), s.clone()),
+                other => (k.as_str(), other.to_string()),
+            })
+            .collect();
+        let requested = RequestedOptions::from_query(values.iter().map(|(k, v)| (*k, v.as_str())))?;
+        Ok((url, requested.resolve(None).options))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_request_round_trips_url_and_options() {
+        let (url, requested) =
+            parse_image_query(Some("url=http://x/a.jpg&w=100&format=png")).unwrap();
+        let opts = requested.resolve(None).options;
+        let body = serde_json::to_vec(&FillRequest::new(&url, &opts)).unwrap();
+        let (back_url, back_opts) = FillRequest::parse(&body).unwrap();
+        assert_eq!((back_url, back_opts), (url, opts));
+    }
+
+    #[test]
+    fn query_without_or_with_two_urls_is_refused() {
+        assert!(matches!(
+            parse_image_query(Some("w=1")),
+            Err(RequestError::MissingUrl)
+        ));
+        assert!(matches!(
+            parse_image_query(Some("url=http://a/&url=http://b/")),
+            Err(RequestError::RepeatedUrl)
+        ));
+    }
+
+    #[test]
+    fn body_that_is_not_json_is_refused() {
+        assert!(matches!(
+            FillRequest::parse(b"{"),
+            Err(RequestError::Body(_))
+        ));
+    }
+}

@@ -1,0 +1,54 @@
+//! The request id that ties a gateway's log line to the worker's.
+
+use axum::http::{HeaderMap, HeaderValue};
+
+use super::header::X_REQUEST_ID;
+
+/// The id of one request, as carried in `X-Request-Id`: taken from the
+/// caller's header when it is sane, else generated.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    /// The caller's id if it is short and plain (so it can be logged and
+    /// forwarded without escaping), else a fresh one.
+    pub fn from_headers(headers: &HeaderMap) -> RequestId {
+        let id = headers
+            .get(X_REQUEST_ID)
+            .and_then(sane)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        RequestId(id)
+    }
+}
+
+fn sane(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    ok.then(|| s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id_for(value: &str) -> String {
+        let mut h = HeaderMap::new();
+        h.insert(X_REQUEST_ID, HeaderValue::from_str(value).unwrap());
+        RequestId::from_headers(&h).0
+    }
+
+    #[test]
+    fn keeps_a_plain_id() {
+        assert_eq!(id_for("abc-123_x.y:z"), "abc-123_x.y:z");
+    }
+
+    #[test]
+    fn replaces_an_odd_or_long_id() {
+        assert_ne!(id_for("a b"), "a b");
+        assert_ne!(id_for(&"a".repeat(65)), "a".repeat(65));
+        assert_eq!(RequestId::from_headers(&HeaderMap::new()).0.len(), 32);
+    }
+}

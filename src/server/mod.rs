@@ -1,0 +1,184 @@
+//! Assembling a node: one HTTP server whose routes depend on the role.
+//!
+//! Every node serves `/health` and `/metrics` ([`node_routes`]). A gateway
+//! (or standalone node) adds the public `/image`; a worker adds the
+//! internal `/v1/*` API. Cluster roles also join gossip. On SIGTERM or
+//! Ctrl-C a node leaves as [`shutdown`] describes. This module only builds
+//! the parts and wires them together; each part lives in its own module.
+
+mod access_log;
+mod node_routes;
+mod shutdown;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context};
+use axum::http::StatusCode;
+use axum::{middleware, Router};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::cluster::keys::ClusterKeys;
+use crate::cluster::membership::{Membership, MembershipConfig, MembershipError};
+use crate::cluster::Role;
+use crate::config::Config;
+use crate::gateway::{self, Backends, Gateway};
+use crate::metrics::Metrics;
+use crate::pipeline::Limits;
+use crate::worker::fetch::{install_crypto_provider, FetchConfig};
+use crate::worker::{Worker, WorkerConfig};
+use crate::worker_api::{self, InProcess};
+use node_routes::Node;
+pub use shutdown::SHUTDOWN_DEADLINE;
+
+/// Runs a node until it is told to stop.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    install_crypto_provider();
+    let has_gateway = matches!(cfg.role, Role::Gateway | Role::Standalone);
+    let has_worker = matches!(cfg.role, Role::Worker | Role::Standalone);
+    let metrics = Metrics::new(has_gateway, has_worker);
+    let keys = cfg.cluster_secret.as_deref().map(ClusterKeys::derive);
+
+    let listener = TcpListener::bind(cfg.http_addr)
+        .await
+        .with_context(|| format!("HTTP_ADDR {}: cannot listen", cfg.http_addr))?;
+    let http_port = listener
+        .local_addr()
+        .context("HTTP_ADDR: no local address")?
+        .port();
+    let advertise_http = SocketAddr::new(cfg.advertise_ip, http_port);
+
+    let membership = match (&keys, cfg.role) {
+        (Some(keys), Role::Gateway | Role::Worker) => {
+            Some(build_membership(&cfg, keys, advertise_http, &metrics).await?)
+        }
+        _ => None,
+    };
+    let worker = match metrics.worker.clone().filter(|_| has_worker) {
+        Some(worker_metrics) => Some(build_worker(&cfg, worker_metrics)?),
+        None => None,
+    };
+    let gateway = match metrics.gateway.clone().filter(|_| has_gateway) {
+        Some(gateway_metrics) => {
+            let backends = backends(&cfg, &worker, &membership, &keys)?;
+            Some(
+                Gateway::new(backends, gateway_metrics, cfg.fetch_timeout)
+                    .context("cannot build the HTTP client")?,
+            )
+        }
+        None => None,
+    };
+
+    let node = Node {
+        name: cfg.name.clone(),
+        role: cfg.role,
+        advertise_http,
+        membership: membership.clone(),
+        metrics,
+        worker: worker.clone(),
+        gateway: gateway.clone(),
+    };
+    let worker_api = match (worker, keys, cfg.role) {
+        (Some(w), Some(k), Role::Worker) => Some((w, k)),
+        _ => None,
+    };
+    let app = router(node, gateway, worker_api);
+    info!(
+        name = %cfg.name,
+        role = %cfg.role,
+        http = %cfg.http_addr,
+        advertise = %advertise_http,
+        "img-proxy node started"
+    );
+    shutdown::serve_until_signal(listener, app, membership).await
+}
+
+/// Joins gossip; errors name the setting at fault.
+async fn build_membership(
+    cfg: &Config,
+    keys: &ClusterKeys,
+    advertise_http: SocketAddr,
+    metrics: &Metrics,
+) -> anyhow::Result<Arc<Membership>> {
+    let membership = Membership::start(MembershipConfig {
+        name: cfg.name.clone(),
+        role: cfg.role,
+        listen_addr: cfg.gossip_addr,
+        advertise_gossip: SocketAddr::new(cfg.advertise_ip, cfg.gossip_addr.port()),
+        advertise_http,
+        seeds: cfg.known_hosts.clone(),
+        gossip_key: keys.gossip,
+        rejected_datagrams: metrics.gossip_rejected.clone(),
+        gossip_interval: cfg.gossip_interval,
+    })
+    .await
+    .map_err(|e| match e {
+        MembershipError::InvalidSeed { .. } => anyhow!("KNOWN_HOSTS: {e}"),
+        MembershipError::InvalidConfig(_) => anyhow!("gossip settings: {e}"),
+        _ => anyhow!("GOSSIP_ADDR {}: {e}", cfg.gossip_addr),
+    })?;
+    Ok(Arc::new(membership))
+}
+
+/// The worker: cache, origin client and image pool, from the settings.
+fn build_worker(
+    cfg: &Config,
+    metrics: crate::metrics::WorkerMetrics,
+) -> anyhow::Result<Arc<Worker>> {
+    let worker_cfg = WorkerConfig {
+        cache_max_bytes: cfg.cache_max_bytes,
+        cache_ttl: cfg.cache_ttl,
+        fetch: FetchConfig {
+            max_bytes: cfg.max_source_bytes,
+            timeout: cfg.fetch_timeout,
+            max_redirects: cfg.max_redirects,
+            allowed_networks: cfg.allowed_source_networks.clone(),
+        },
+        limits: Limits {
+            max_pixels: cfg.max_source_pixels,
+            max_frames: cfg.max_animation_frames,
+        },
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        max_queue: cfg.max_queue,
+    };
+    Worker::new(cfg.name.clone(), worker_cfg, metrics)
+        .map_err(|e| anyhow!("cannot start the worker: {e}"))
+}
+
+/// Where the gateway sends work: the worker in this process (standalone)
+/// or the cluster's workers.
+fn backends(
+    cfg: &Config,
+    worker: &Option<Arc<Worker>>,
+    membership: &Option<Arc<Membership>>,
+    keys: &Option<ClusterKeys>,
+) -> anyhow::Result<Backends> {
+    match (worker, membership, keys) {
+        (Some(w), _, _) if cfg.role == Role::Standalone => {
+            Ok(Backends::Local(Box::new(InProcess(Arc::clone(w)))))
+        }
+        (_, Some(m), Some(k)) => Ok(Backends::Cluster {
+            membership: Arc::clone(m),
+            keys: k.clone(),
+        }),
+        _ => Err(anyhow!("a gateway needs CLUSTER_SECRET and gossip")),
+    }
+}
+
+/// The node's routes for its role, behind the access log.
+fn router(
+    node: Node,
+    gateway: Option<Arc<Gateway>>,
+    worker_api: Option<(Arc<Worker>, ClusterKeys)>,
+) -> Router {
+    let mut app = node_routes::routes(node);
+    if let Some(g) = gateway {
+        app = app.merge(gateway::routes(g));
+    }
+    if let Some((w, k)) = worker_api {
+        app = app.merge(worker_api::routes(w, k));
+    }
+    app.fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint\n") })
+        .layer(middleware::from_fn(access_log::log_request))
+}
