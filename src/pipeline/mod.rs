@@ -42,6 +42,7 @@ mod decode;
 mod encode;
 mod error;
 mod gif;
+mod gif_palette;
 mod jpeg;
 mod jpeg_dc;
 mod jpeg_segments;
