@@ -35,6 +35,7 @@ pub mod sniff;
 pub mod transform;
 
 mod animation;
+mod blur;
 mod bytes;
 mod canvas;
 mod color;
@@ -52,6 +53,7 @@ mod png;
 mod probe;
 mod render;
 mod resize;
+mod sharpen;
 mod webp;
 
 pub use error::PipelineError;
