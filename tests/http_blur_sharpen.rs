@@ -37,7 +37,11 @@ async fn blur_softens_the_output_and_is_its_own_variant() {
     // Same value spelled differently: the same cache entry.
     let again = ask(&node, &src, &[("format", "png"), ("blur", "3.00")]).await;
     assert_eq!(again.body, blurred.body);
-    assert_eq!(origin.hits("/files/q.png"), 1, "one fetch for every variant");
+    assert_eq!(
+        origin.hits("/files/q.png"),
+        1,
+        "one fetch for every variant"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
