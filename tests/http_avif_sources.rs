@@ -64,20 +64,7 @@ async fn clean_aperture_crop_is_applied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grid_avif_is_stitched_and_resized() {
-    let mut grid = Item::av1(1, grid_header(2, 2, 64, 32), 64, 32);
-    grid.ty = *b"grid";
-    grid.in_idat = true;
-    let mut items = vec![grid];
-    for (i, c) in [RED, GREEN, BLUE, WHITE].into_iter().enumerate() {
-        items.push(Item::av1(2 + i as u16, av1_solid(32, 16, c), 32, 16));
-    }
-    let file = Heif {
-        items,
-        primary: 1,
-        refs: vec![(*b"dimg", 1, vec![2, 3, 4, 5])],
-        extra: Vec::new(),
-    }
-    .build();
+    let file = solid_grid(64, 32);
     let (status, body) = ask(file, &[("w", "32"), ("format", "png")]).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let img = decode(&body);

@@ -322,3 +322,25 @@ fn sequence_moov(frames: &[Vec<u8>], w: u16, h: u16, mdat_body_at: u32) -> Vec<u
     let trak = [full(b"tkhd", 0, 1, &tkhd), bx(b"mdia", &mdia)].concat();
     bx(b"moov", &bx(b"trak", &trak))
 }
+
+/// A 2x2 grid (data in `idat`) of solid 32x16 tiles, red, green, blue and
+/// white in row-major order, making a `w` x `h` picture (at most 64x32).
+pub fn solid_grid(w: u16, h: u16) -> Vec<u8> {
+    let mut grid = Item::av1(1, grid_header(2, 2, w, h), w.into(), h.into());
+    grid.ty = *b"grid";
+    grid.in_idat = true;
+    let mut items = vec![grid];
+    for (i, c) in [super::RED, super::GREEN, super::BLUE, super::WHITE]
+        .into_iter()
+        .enumerate()
+    {
+        items.push(Item::av1(2 + i as u16, av1_solid(32, 16, c), 32, 16));
+    }
+    Heif {
+        items,
+        primary: 1,
+        refs: vec![(*b"dimg", 1, vec![2, 3, 4, 5])],
+        extra: Vec::new(),
+    }
+    .build()
+}

@@ -97,21 +97,7 @@ fn clean_aperture_crops_before_rotation() {
 
 #[test]
 fn grid_tiles_are_stitched_and_cut_to_size() {
-    let colours = [RED, GREEN, BLUE, WHITE];
-    let mut grid = Item::av1(1, grid_header(2, 2, 60, 30), 60, 30);
-    grid.ty = *b"grid";
-    grid.in_idat = true;
-    let mut items = vec![grid];
-    for (i, c) in colours.into_iter().enumerate() {
-        items.push(Item::av1(2 + i as u16, av1_solid(32, 16, c), 32, 16));
-    }
-    let file = Heif {
-        items,
-        primary: 1,
-        refs: vec![(*b"dimg", 1, vec![2, 3, 4, 5])],
-        extra: Vec::new(),
-    }
-    .build();
+    let file = solid_grid(60, 30);
     let img = png(&file, None);
     assert_eq!(img.dimensions(), (60, 30));
     // Sampled inside each tile (the right column is 28 wide, the bottom
