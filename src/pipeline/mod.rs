@@ -15,9 +15,10 @@
 //! - `sniff` (format from magic bytes) -> `probe` (header: size, frames,
 //!   orientation, ICC; limits checked before any pixel allocation);
 //! - `animation` (animated WebP output, each frame through `render`);
-//! - `decode` (one still: `jpeg` + `jpeg_dc`, `png`, `gif`, `webp`, `avif`);
-//! - `render` (the list of pixel steps: `resize`, `color`, orientation,
-//!   `canvas`);
+//! - `decode` (one still: `jpeg` + `jpeg_dc`, `png`, `gif` (+
+//!   `gif_palette`), `webp`, `avif` (its container read by `avif/heif.rs`));
+//! - `render` (the list of pixel steps: `resize`, `blur`, `sharpen`,
+//!   `color`, orientation, `canvas`);
 //! - `encode` (JPEG, PNG, AVIF here; WebP in `webp`).
 //!
 //! Shared by the steps, depending on no step: `error` (the error type and
