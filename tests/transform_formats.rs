@@ -130,6 +130,8 @@ fn cli_writes_one_file_or_a_directory() {
         fit: None,
         format: None,
         quality: Some(70),
+        blur: None,
+        sharpen: None,
     };
     // one input: output is a file
     let single = dir.path().join("single.jpg");

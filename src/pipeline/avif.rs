@@ -1,11 +1,13 @@
 //! AVIF sources, in every build: the one place that knows whether this
 //! build can decode them (feature `avif-decode`).
 //!
-//! With the feature, `avif-parse` reads the container in-process (its
-//! panics contained, so size limits are checked before anything runs) and
-//! the AV1 decoding runs in a child process (`child.rs`, then `av1.rs`
-//! inside the child), so that a crash of rav1d costs one request instead
-//! of the worker. Without it, every answer here is "unsupported" (422).
+//! The container is read by our own `heif.rs` (and `track.rs` for image
+//! sequences) in every build: in-process, so size limits are checked
+//! before anything runs, and by the truncation check. With the feature,
+//! the AV1 decoding runs in a child process (`child.rs`, then `av1.rs` and
+//! `compose.rs` inside the child), so that a crash of rav1d costs one
+//! request instead of the worker. Without it, every decode here is
+//! "unsupported" (422).
 
 use super::error::PipelineError;
 use super::options::{TransformOptions, DEFAULT_QUALITY};
@@ -17,6 +19,12 @@ mod av1;
 #[cfg(feature = "avif-decode")]
 #[doc(hidden)]
 pub mod child;
+#[cfg(feature = "avif-decode")]
+mod compose;
+pub(crate) mod heif;
+#[cfg(all(test, feature = "avif-decode"))]
+mod tests;
+mod track;
 
 /// Whether this build decodes AVIF sources.
 const CAN_DECODE: bool = cfg!(feature = "avif-decode");
@@ -45,12 +53,13 @@ pub(crate) fn serve_as_is(opts: &TransformOptions) -> bool {
         && (!CAN_DECODE || opts.quality == DEFAULT_QUALITY)
 }
 
-/// The size the AV1 sequence header declares, read from the container
-/// without decoding (checked against the pixel limit before decoding).
+/// The declared size of the picture (before its clean-aperture crop and
+/// rotation), read from the container without decoding, so the pixel
+/// limit is checked before anything is decoded.
 pub(crate) fn dimensions(src: &[u8]) -> Result<(u32, u32), PipelineError> {
     #[cfg(feature = "avif-decode")]
     {
-        let parsed = av1::parse(src)?;
+        let parsed = heif::parse(src)?;
         Ok((parsed.width, parsed.height))
     }
     #[cfg(not(feature = "avif-decode"))]
@@ -60,13 +69,27 @@ pub(crate) fn dimensions(src: &[u8]) -> Result<(u32, u32), PipelineError> {
     }
 }
 
-/// Decodes the image (colour and alpha items) to 8-bit pixels, in a child
-/// process.
-pub(crate) fn decode(src: &[u8], max_pixels: u64) -> Result<Pixels, PipelineError> {
+/// A decoded AVIF: pixels in stored orientation (grid stitched, alpha
+/// merged, clean aperture applied), and what the render step applies.
+pub(crate) struct Picture {
+    pub pixels: Pixels,
+    /// `irot`/`imir` as an EXIF orientation (1..=8).
+    pub orientation: u8,
+    /// ICC profile from `colr`, if any.
+    pub icc: Option<Vec<u8>>,
+}
+
+/// Decodes the picture (colour and alpha items, or a sequence's first
+/// frame) to 8-bit pixels, in a child process.
+pub(crate) fn decode(src: &[u8], max_pixels: u64) -> Result<Picture, PipelineError> {
     #[cfg(feature = "avif-decode")]
     {
-        let parsed = av1::parse(src)?;
-        child::decode(src, &parsed, max_pixels)
+        let parsed = heif::parse(src)?;
+        Ok(Picture {
+            pixels: child::decode(src, &parsed, max_pixels)?,
+            orientation: parsed.orientation,
+            icc: parsed.icc,
+        })
     }
     #[cfg(not(feature = "avif-decode"))]
     {

@@ -42,6 +42,12 @@ pub struct TransformArgs {
     /// Encoder quality (1..=100, default 80).
     #[arg(long, short = 'q')]
     pub quality: Option<u8>,
+    /// Gaussian blur, sigma in output pixels (0.3..=100).
+    #[arg(long)]
+    pub blur: Option<String>,
+    /// Sharpen after downscaling, sigma in output pixels (0.3..=10).
+    #[arg(long)]
+    pub sharpen: Option<String>,
 }
 
 impl TransformArgs {
@@ -66,6 +72,12 @@ impl TransformArgs {
         }
         if let Some(f) = &self.format {
             pairs.push(("format", f));
+        }
+        if let Some(b) = &self.blur {
+            pairs.push(("blur", b));
+        }
+        if let Some(s) = &self.sharpen {
+            pairs.push(("sharpen", s));
         }
         let req = RequestedOptions::from_query(pairs)?;
         Ok(req.resolve(None).options)

@@ -13,7 +13,7 @@
 //! This checks structure only: a complete file whose compressed data is
 //! damaged is found when it is decoded for a transformation.
 
-use super::bytes::{be32, be64, le32};
+use super::bytes::{be32, le32};
 use super::error::PipelineError;
 use super::gif::{walk_blocks, GifWalk};
 use super::jpeg_segments::{Segments, EOI};
@@ -30,7 +30,7 @@ pub fn check_complete(data: &[u8], format: SourceFormat) -> Result<(), PipelineE
         SourceFormat::Png => png_complete(data),
         SourceFormat::Gif => gif_complete(data),
         SourceFormat::WebP => webp_complete(data),
-        SourceFormat::Avif => bmff_complete(data),
+        SourceFormat::Avif => super::avif::heif::complete(data),
     };
     if complete {
         Ok(())
@@ -40,7 +40,7 @@ pub fn check_complete(data: &[u8], format: SourceFormat) -> Result<(), PipelineE
             SourceFormat::Png => "PNG (no IEND chunk)",
             SourceFormat::Gif => "GIF",
             SourceFormat::WebP => "WebP (shorter than its RIFF size)",
-            SourceFormat::Avif => "AVIF (a box runs past the end)",
+            SourceFormat::Avif => "AVIF (a box or item data runs past the end)",
         }))
     }
 }
@@ -92,32 +92,6 @@ fn webp_complete(d: &[u8]) -> bool {
         Some(riff) => riff >= 4 && (riff as usize).saturating_add(8) <= d.len(),
         None => false,
     }
-}
-
-/// Top-level ISO-BMFF boxes are sized (32-bit, 64-bit, or "to the end");
-/// complete when every box fits and the media data box is present.
-fn bmff_complete(d: &[u8]) -> bool {
-    let mut pos = 0usize;
-    let mut mdat = false;
-    while pos < d.len() {
-        let (Some(size), Some(ty)) = (be32(d, pos), d.get(pos + 4..pos + 8)) else {
-            return false;
-        };
-        let len = match size {
-            0 => d.len() - pos,
-            1 => match be64(d, pos + 8) {
-                Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-                None => return false,
-            },
-            n => n as usize,
-        };
-        if len < 8 || pos.saturating_add(len) > d.len() {
-            return false;
-        }
-        mdat |= ty == b"mdat";
-        pos += len;
-    }
-    mdat
 }
 
 #[cfg(test)]

@@ -63,7 +63,10 @@ pub(crate) fn decode(
             let px = webp::decode(src, info.width, info.height, info.has_alpha)?;
             (px, info.icc, info.orientation)
         }
-        SourceFormat::Avif => (avif::decode(src, max)?, None, 1),
+        SourceFormat::Avif => {
+            let a = avif::decode(src, max)?;
+            (a.pixels, a.icc, a.orientation)
+        }
     };
     Ok(Decoded {
         geometry_size: (pixels.w, pixels.h),

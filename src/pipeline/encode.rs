@@ -29,6 +29,21 @@ fn enc_err(what: &str, e: impl std::fmt::Display) -> PipelineError {
     PipelineError::Internal(format!("{what} encoder failed: {e}"))
 }
 
+/// The largest side each output format can carry so that decoders read
+/// it: libjpeg refuses JPEGs over 65,500 pixels a side (the format's own
+/// field would allow 65,535), WebP's header stores 14 bits, libavif (what
+/// browsers decode AVIF with) refuses sides over 32,768 by default, and
+/// libpng's default limit is 1,000,000. Larger outputs are refused (422)
+/// rather than written unreadable.
+pub(crate) fn max_side(format: OutputFormat) -> u32 {
+    match format {
+        OutputFormat::Jpeg => 65_500,
+        OutputFormat::WebP => webp::MAX_SIDE,
+        OutputFormat::Avif => 32_768,
+        OutputFormat::Png => 1_000_000,
+    }
+}
+
 /// Encodes `px` as `format`. JPEG input must have no alpha (flattened by
 /// the caller); WebP/AVIF get gray expanded to RGB here.
 pub(crate) fn encode(
@@ -37,6 +52,15 @@ pub(crate) fn encode(
     quality: u8,
 ) -> Result<Vec<u8>, PipelineError> {
     let quality = quality.clamp(1, 100);
+    let max = max_side(format);
+    if px.w > max || px.h > max {
+        return Err(PipelineError::Unsupported(format!(
+            "{}x{} is too large for {} output (max {max} pixels a side)",
+            px.w,
+            px.h,
+            format.as_str().to_uppercase()
+        )));
+    }
     match format {
         OutputFormat::Jpeg => encode_jpeg(&px, quality),
         OutputFormat::Png => encode_png(&px),
@@ -66,9 +90,9 @@ fn encode_jpeg(px: &Pixels, quality: u8) -> Result<Vec<u8>, PipelineError> {
     Ok(out)
 }
 
+/// A side as JPEG's 16-bit field (within [`max_side`], checked first).
 fn dim16(v: u32) -> Result<u16, PipelineError> {
-    u16::try_from(v)
-        .map_err(|_| PipelineError::Unsupported(format!("{v} pixels is too large for JPEG output")))
+    u16::try_from(v).map_err(|_| PipelineError::Internal(format!("{v} pixels for a JPEG side")))
 }
 
 fn encode_png(px: &Pixels) -> Result<Vec<u8>, PipelineError> {

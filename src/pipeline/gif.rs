@@ -9,6 +9,7 @@ use image::{AnimationDecoder, ImageDecoder};
 
 use super::bytes::le16;
 use super::error::{check_pixels, PipelineError};
+use super::gif_palette::with_default_palette;
 use super::limits::image_limits;
 use super::pixels::Pixels;
 
@@ -28,6 +29,8 @@ pub(crate) struct Frame {
 
 /// First frame of a GIF, composited onto the logical screen.
 pub(crate) fn decode_first_frame(data: &[u8], max_pixels: u64) -> Result<Pixels, PipelineError> {
+    let patched = with_default_palette(data);
+    let data = patched.as_deref().unwrap_or(data);
     let mut dec = GifDecoder::new(Cursor::new(data)).map_err(PipelineError::from_image)?;
     // The GIF decoder allocates a first frame smaller than the screen itself.
     dec.set_limits(image_limits(max_pixels, max_pixels.saturating_mul(4)))
@@ -47,6 +50,8 @@ pub(crate) fn for_each_frame(
     max_pixels: u64,
     mut each: impl FnMut(Frame) -> Result<(), PipelineError>,
 ) -> Result<(), PipelineError> {
+    let patched = with_default_palette(src);
+    let src = patched.as_deref().unwrap_or(src);
     let mut dec = GifDecoder::new(Cursor::new(src)).map_err(PipelineError::from_image)?;
     // As for the first frame alone (`decode_first_frame`): the canvas and
     // the decoder's working frame.

@@ -15,9 +15,10 @@
 //! - `sniff` (format from magic bytes) -> `probe` (header: size, frames,
 //!   orientation, ICC; limits checked before any pixel allocation);
 //! - `animation` (animated WebP output, each frame through `render`);
-//! - `decode` (one still: `jpeg` + `jpeg_dc`, `png`, `gif`, `webp`, `avif`);
-//! - `render` (the list of pixel steps: `resize`, `color`, orientation,
-//!   `canvas`);
+//! - `decode` (one still: `jpeg` + `jpeg_dc`, `png`, `gif` (+
+//!   `gif_palette`), `webp`, `avif` (its container read by `avif/heif.rs`));
+//! - `render` (the list of pixel steps: `resize`, `blur`, `sharpen`,
+//!   `color`, orientation, `canvas`);
 //! - `encode` (JPEG, PNG, AVIF here; WebP in `webp`).
 //!
 //! Shared by the steps, depending on no step: `error` (the error type and
@@ -35,6 +36,7 @@ pub mod sniff;
 pub mod transform;
 
 mod animation;
+mod blur;
 mod bytes;
 mod canvas;
 mod color;
@@ -42,6 +44,7 @@ mod decode;
 mod encode;
 mod error;
 mod gif;
+mod gif_palette;
 mod jpeg;
 mod jpeg_dc;
 mod jpeg_segments;
@@ -51,6 +54,7 @@ mod png;
 mod probe;
 mod render;
 mod resize;
+mod sharpen;
 mod webp;
 
 pub use error::PipelineError;

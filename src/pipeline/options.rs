@@ -181,6 +181,29 @@ pub struct RequestedOptions {
     pub format: Option<RequestedFormat>,
     /// `dpr`, a multiplier for `w` and `h`.
     pub dpr: Option<f64>,
+    /// `blur`.
+    pub blur: Option<Sigma>,
+    /// `sharpen`.
+    pub sharpen: Option<Sigma>,
+}
+
+/// A Gaussian sigma in pixels, kept in hundredths so equal requests
+/// compare (and cache) as one: `blur=1.5` and `blur=1.50` are one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Sigma(u16);
+
+impl Sigma {
+    /// The sigma in pixels.
+    pub fn pixels(self) -> f32 {
+        f32::from(self.0) / 100.0
+    }
+}
+
+impl std::fmt::Display for Sigma {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = format!("{}.{:02}", self.0 / 100, self.0 % 100);
+        f.write_str(s.trim_end_matches('0').trim_end_matches('.'))
+    }
 }
 
 const DIM_EXPECTED: &str = "must be an integer from 1 to 8192";
@@ -215,25 +238,37 @@ fn parse_quality(v: &str) -> Result<u8, OptionError> {
     }
 }
 
-fn parse_dpr(v: &str) -> Result<f64, OptionError> {
-    let err = OptionError::Invalid {
-        name: "dpr",
-        expected: "must be a number from 1 to 4",
-    };
-    // Digits with at most one dot; refuses `inf`, `nan`, `1e0`, signs.
+/// A plain decimal number: digits with at most one dot, at most 8
+/// characters; refuses `inf`, `nan`, `1e0` and signs.
+fn decimal(v: &str) -> Option<f64> {
     let dots = v.bytes().filter(|&b| b == b'.').count();
-    if v.is_empty()
-        || v.len() > 8
-        || dots > 1
-        || !v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        || !v.bytes().any(|b| b.is_ascii_digit())
-    {
-        return Err(err);
-    }
-    match v.parse::<f64>() {
-        Ok(d) if (1.0..=MAX_DPR).contains(&d) => Ok(d),
-        _ => Err(err),
-    }
+    let plain = !v.is_empty()
+        && v.len() <= 8
+        && dots <= 1
+        && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && v.bytes().any(|b| b.is_ascii_digit());
+    plain.then(|| v.parse().ok()).flatten()
+}
+
+fn parse_dpr(v: &str) -> Result<f64, OptionError> {
+    decimal(v)
+        .filter(|d| (1.0..=MAX_DPR).contains(d))
+        .ok_or(OptionError::Invalid {
+            name: "dpr",
+            expected: "must be a number from 1 to 4",
+        })
+}
+
+/// `blur` (0.3 to 100) and `sharpen` (0.3 to 10), rounded to hundredths.
+fn parse_sigma(name: &'static str, v: &str) -> Result<Sigma, OptionError> {
+    let (max, expected) = match name {
+        "blur" => (100.0, "must be a number from 0.3 to 100"),
+        _ => (10.0, "must be a number from 0.3 to 10"),
+    };
+    decimal(v)
+        .filter(|s| (0.3..=max).contains(s))
+        .map(|s| Sigma((s * 100.0).round() as u16))
+        .ok_or(OptionError::Invalid { name, expected })
 }
 
 fn set_once<T>(slot: &mut Option<T>, name: &'static str, v: T) -> Result<(), OptionError> {
@@ -279,6 +314,8 @@ impl RequestedOptions {
                     set_once(&mut o.format, "format", f)?
                 }
                 "dpr" => set_once(&mut o.dpr, "dpr", parse_dpr(v)?)?,
+                "blur" => set_once(&mut o.blur, "blur", parse_sigma("blur", v)?)?,
+                "sharpen" => set_once(&mut o.sharpen, "sharpen", parse_sigma("sharpen", v)?)?,
                 _ => {}
             }
         }
@@ -313,6 +350,8 @@ impl RequestedOptions {
             fit: self.fit.unwrap_or_default(),
             quality: self.quality.unwrap_or(DEFAULT_QUALITY),
             format,
+            blur: self.blur,
+            sharpen: self.sharpen,
         };
         Resolved {
             options: opts.normalized(),
@@ -371,6 +410,12 @@ pub struct TransformOptions {
     pub quality: u8,
     /// Output encoding; `None` keeps the source format (GIF becomes PNG).
     pub format: Option<OutputFormat>,
+    /// Gaussian blur of the output (sigma in output pixels).
+    #[serde(default)]
+    pub blur: Option<Sigma>,
+    /// Unsharp mask after downscaling (sigma in output pixels).
+    #[serde(default)]
+    pub sharpen: Option<Sigma>,
 }
 
 impl Default for TransformOptions {
@@ -381,6 +426,8 @@ impl Default for TransformOptions {
             fit: Fit::Inside,
             quality: DEFAULT_QUALITY,
             format: None,
+            blur: None,
+            sharpen: None,
         }
     }
 }
@@ -443,6 +490,12 @@ impl TransformOptions {
         if let Some(f) = n.format {
             q.push(("format", f.as_str().to_string()));
         }
+        if let Some(s) = n.blur {
+            q.push(("blur", s.to_string()));
+        }
+        if let Some(s) = n.sharpen {
+            q.push(("sharpen", s.to_string()));
+        }
         q
     }
 }
@@ -480,6 +533,13 @@ mod tests {
             ("dpr=5", "`dpr`"),
             ("dpr=nan", "`dpr`"),
             ("dpr=inf", "`dpr`"),
+            ("blur=0.2", "`blur`"),
+            ("blur=101", "`blur`"),
+            ("blur=-1", "`blur`"),
+            ("blur=nan", "`blur`"),
+            ("sharpen=10.5", "`sharpen`"),
+            ("sharpen=0", "`sharpen`"),
+            ("blur=1&blur=2", "`blur`"),
             ("w=10&w=20", "`w`"),
         ] {
             let e = parse(q).expect_err(q).to_string();
@@ -520,6 +580,10 @@ mod tests {
         // fit only matters with both sides; q does not matter for PNG
         assert_eq!(resolved("w=10&fit=cover"), resolved("w=10"));
         assert_eq!(resolved("format=png&q=20"), resolved("format=png"));
+        // Sigmas in hundredths: one key for one value.
+        assert_eq!(resolved("blur=1.50").cache_key(), "blur=1.5");
+        assert_eq!(resolved("sharpen=0.304").cache_key(), "sharpen=0.3");
+        assert!(!resolved("blur=2").is_identity());
     }
 
     #[test]
@@ -532,6 +596,8 @@ mod tests {
             "w=10&h=20&fit=contain&format=avif",
             "w=8192&h=8192&fit=fill&format=jpeg&q=1",
             "format=png&q=3",
+            "w=10&blur=0.3&sharpen=10",
+            "blur=100&sharpen=1.25",
         ] {
             let o = resolved(q);
             let pairs = o.to_query();

@@ -8,12 +8,14 @@
 //! new file with a function `(Pixels, ...) -> Result<Pixels, _>` and one
 //! line in [`STEPS`].
 
+use super::blur;
 use super::canvas;
 use super::color;
 use super::error::{check_pixels, PipelineError};
 use super::options::{OutputFormat, TransformOptions};
 use super::pixels::Pixels;
 use super::resize::{self, Plan};
+use super::sharpen;
 
 /// Everything a render step may look at, fixed once per image (and shared
 /// by all frames of an animation).
@@ -27,7 +29,6 @@ pub(crate) struct Render<'a> {
     /// The format the pixels are rendered for.
     pub out: OutputFormat,
     /// The normalised request (for operations that take parameters).
-    #[allow(dead_code)] // no step reads it yet; blur, sharpen and gravity will
     pub opts: &'a TransformOptions,
 }
 
@@ -37,6 +38,8 @@ type Step = fn(Pixels, &Render) -> Result<Pixels, PipelineError>;
 /// The render steps, in order.
 const STEPS: &[Step] = &[
     |px, r| resize::resample(px, &r.plan), // centred crop, Lanczos3 to the planned size
+    |px, r| Ok(blur::step(px, r.opts.blur)), // `blur`: Gaussian, on the output size
+    |px, r| Ok(sharpen::step(px, r.opts.sharpen)), // `sharpen`: unsharp mask after downscaling
     |px, r| color::to_srgb_if(px, r.icc),  // embedded profile -> sRGB
     |px, r| Ok(px.orient(r.orientation)),  // upright, on the small image
     |px, r| {

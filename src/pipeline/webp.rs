@@ -11,7 +11,7 @@ use super::error::PipelineError;
 use super::pixels::Pixels;
 
 /// WebP's format limit on either side.
-const MAX_SIDE: u32 = 16383;
+pub(crate) const MAX_SIDE: u32 = 16383;
 
 fn check_output_size(w: u32, h: u32) -> Result<(), PipelineError> {
     if w > MAX_SIDE || h > MAX_SIDE {

@@ -92,11 +92,14 @@ mod tests {
 
     #[test]
     fn fill_request_round_trips_url_and_options() {
-        let (url, requested) =
-            parse_image_query(Some("url=http://x/a.jpg&w=100&format=png")).unwrap();
+        let (url, requested) = parse_image_query(Some(
+            "url=http://x/a.jpg&w=100&format=png&blur=2.5&sharpen=0.5",
+        ))
+        .unwrap();
         let opts = requested.resolve(None).options;
         let body = serde_json::to_vec(&FillRequest::new(&url, &opts)).unwrap();
         let (back_url, back_opts) = FillRequest::parse(&body).unwrap();
+        assert_eq!(opts.blur.map(|s| s.to_string()).as_deref(), Some("2.5"));
         assert_eq!((back_url, back_opts), (url, opts));
     }
 

@@ -9,6 +9,8 @@
 //! and WebP, AVIF and the PNG bomb. All are small so debug builds stay
 //! fast.
 
+pub mod heif;
+
 use jpeg_encoder::{ColorType as JColor, Encoder as JEncoder, SamplingFactor};
 
 pub const RED: [u8; 3] = [230, 20, 20];
@@ -602,4 +604,20 @@ pub fn store_oriented(shown: &[u8], w: u32, h: u32, o: u16) -> (Vec<u8>, u32, u3
         }
     }
     (stored, sw, sh)
+}
+
+/// A 2x1 GIF without any colour table (allowed by GIF89a; browsers show
+/// black): index 0, then index 1, which is transparent.
+pub fn no_palette_gif() -> Vec<u8> {
+    let mut g = b"GIF89a".to_vec();
+    g.extend_from_slice(&[2, 0, 1, 0, 0x00, 0, 0]);
+    // Graphic Control Extension: transparent index 1.
+    g.extend_from_slice(&[0x21, 0xF9, 4, 0x01, 0, 0, 1, 0]);
+    // Image descriptor, no local table.
+    g.extend_from_slice(&[0x2C, 0, 0, 0, 0, 2, 0, 1, 0, 0x00]);
+    // LZW, minimum code size 2: 3-bit codes clear (4), 0, 1, end (5),
+    // packed from the least significant bit: 0x44, 0x0A.
+    g.extend_from_slice(&[2, 2, 0x44, 0x0A, 0]);
+    g.push(0x3B);
+    g
 }

@@ -24,6 +24,8 @@ pub fn opts(
         fit,
         quality: 90,
         format,
+        blur: None,
+        sharpen: None,
     }
 }
 

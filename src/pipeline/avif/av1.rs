@@ -1,24 +1,25 @@
-//! AVIF sources: `avif-parse` finds the AV1 items in the HEIF container,
-//! rav1d (dav1d ported to Rust, built without assembly so no nasm is
-//! needed) decodes them, and the YUV planes are converted to RGB here.
+//! AVIF sources: our container reader ([`heif`]) says which AV1 payloads
+//! make the picture, rav1d (dav1d ported to Rust, built without assembly
+//! so no nasm is needed) decodes them, and the YUV planes are converted to
+//! RGB here; grid tiles, alpha and the clean-aperture crop are put
+//! together by [`compose`]. Rotation and mirroring are left to the
+//! caller as an EXIF orientation, so they run on the resized image.
 //!
-//! Scope: the colour item and an optional alpha item, any bit depth
-//! (reduced to 8), 4:0:0/4:2:0/4:2:2/4:4:4, full or limited range, BT.601,
-//! BT.709, BT.2020 or identity matrices. Not handled (the container
-//! parser does not expose them): `irot`/`imir` orientation, `clap`
-//! cropping and ICC profiles — pixels are taken as sRGB, which is what
-//! nearly every AVIF on the web declares. Chroma is upsampled by
-//! replication, which is invisible after the usual downscale.
+//! Scope: any bit depth (reduced to 8), 4:0:0/4:2:0/4:2:2/4:4:4, full or
+//! limited range, BT.601, BT.709, BT.2020 or identity matrices; ICC
+//! profiles are returned for the caller to apply, CICP-only colour is
+//! taken as sRGB (HDR transfer functions are not tone-mapped). Chroma is
+//! upsampled by replication, which is invisible after the usual downscale.
 //!
-//! Compiled only with the `avif-decode` feature, and run in a child
-//! process (`child.rs`): rav1d's only public API is its `extern "C"` dav1d
-//! interface, and rav1d 1.1 has `unwrap()`s on error paths; a panic cannot
-//! unwind out of `extern "C"`, so it would abort the whole worker. This is
-//! the one file with rav1d `unsafe`.
+//! Compiled only with the `avif-decode` feature: rav1d's only public API is
+//! its `extern "C"` dav1d interface, and rav1d 1.1 has `unwrap()`s on
+//! error paths (found by this module's byte-flip test within a hundred
+//! mutations of a tiny file); a panic cannot unwind out of `extern "C"`, so
+//! it aborts the whole process. This is why `decode` runs in a child
+//! process (see `child.rs`).
 
 use std::ptr::NonNull;
 
-use avif_parse::AvifData;
 use rav1d::include::dav1d::data::Dav1dData;
 use rav1d::include::dav1d::dav1d::{Dav1dContext, Dav1dSettings};
 use rav1d::include::dav1d::headers::{
@@ -28,6 +29,8 @@ use rav1d::include::dav1d::headers::{
 use rav1d::include::dav1d::picture::Dav1dPicture;
 use rav1d::src::lib as dav1d;
 
+use super::compose;
+use super::heif::{self, Av1Item, Avif, Coded};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::pixels::Pixels;
 
@@ -38,28 +41,9 @@ fn corrupt(what: impl std::fmt::Display) -> PipelineError {
     PipelineError::Corrupt(format!("AVIF: {what}"))
 }
 
-/// A parsed AVIF container with the size its AV1 sequence header declares
-/// (checked against the pixel limit before anything is decoded).
-pub(crate) struct Parsed {
-    data: AvifData,
-    pub width: u32,
-    pub height: u32,
-}
-
-pub(crate) fn parse(src: &[u8]) -> Result<Parsed, PipelineError> {
-    // The parser has a few (debug) assertions reachable from bad input;
-    // contain them here so they count as corrupt input, not as our bug.
-    let data = std::panic::catch_unwind(|| avif_parse::read_avif(&mut &src[..]))
-        .map_err(|_| corrupt("malformed container"))?
-        .map_err(|e| corrupt(format!("{e:?}")))?;
-    let meta = data
-        .primary_item_metadata()
-        .map_err(|e| corrupt(format!("{e:?}")))?;
-    Ok(Parsed {
-        width: meta.max_frame_width.get(),
-        height: meta.max_frame_height.get(),
-        data,
-    })
+/// Parses the container (our own reader: no panics to contain).
+pub(crate) fn parse(src: &[u8]) -> Result<Avif, PipelineError> {
+    heif::parse(src)
 }
 
 /// One decoded AV1 frame, owned by dav1d until dropped.
@@ -133,8 +117,11 @@ impl Picture {
     }
 }
 
-/// Decodes one AV1 still (the first frame of the item's OBUs).
-fn decode_av1(obus: &[u8], max_pixels: u64) -> Result<Picture, PipelineError> {
+/// Decodes one AV1 still (the first frame of the item's OBUs) at the
+/// item's operating point; with a selected layer (`lsel`), the frame of
+/// that spatial layer, else the highest layer of the operating point.
+fn decode_av1(item: &Av1Item, max_pixels: u64) -> Result<Picture, PipelineError> {
+    let obus = &item.data[..];
     // SAFETY: straightforward use of the dav1d C API: settings initialised
     // by dav1d, the context closed on every path, data handed over to
     // dav1d (which frees it) and pictures unreferenced by `Picture`.
@@ -144,7 +131,8 @@ fn decode_av1(obus: &[u8], max_pixels: u64) -> Result<Picture, PipelineError> {
         s.n_threads = 1; // the CPU pool provides the parallelism
         s.max_frame_delay = 1;
         s.frame_size_limit = u32::try_from(max_pixels).unwrap_or(u32::MAX);
-        s.all_layers = 0;
+        s.operating_point = i32::from(item.operating_point.min(31));
+        s.all_layers = i32::from(item.layer.is_some());
         let mut ctx: Option<Dav1dContext> = None;
         if dav1d::dav1d_open(Some(NonNull::from(&mut ctx)), Some(NonNull::from(&mut s))).0 != 0 {
             return Err(PipelineError::Internal("AV1 decoder did not start".into()));
@@ -175,7 +163,10 @@ fn decode_av1(obus: &[u8], max_pixels: u64) -> Result<Picture, PipelineError> {
                 let mut pic = Picture(Dav1dPicture::default());
                 let r = dav1d::dav1d_get_picture(ctx.0, Some(NonNull::from(&mut pic.0))).0;
                 if r == 0 {
-                    return Ok(pic);
+                    if wanted_layer(&pic, item.layer) {
+                        return Ok(pic);
+                    }
+                    continue; // another layer: dropped (unreferenced)
                 }
                 std::mem::forget(pic); // nothing to unref
                 if r != -EAGAIN {
@@ -193,136 +184,126 @@ fn decode_av1(obus: &[u8], max_pixels: u64) -> Result<Picture, PipelineError> {
     }
 }
 
-/// Decodes the colour (and alpha) items to 8-bit gray, gray+alpha, RGB or
-/// RGBA pixels.
-pub(crate) fn decode(p: &Parsed, max_pixels: u64) -> Result<Pixels, PipelineError> {
-    let color = decode_av1(&p.data.primary_item, max_pixels)?;
-    let (w, h) = (color.0.p.w as usize, color.0.p.h as usize);
+/// Whether `pic` is the layer asked for (any layer when none is).
+fn wanted_layer(pic: &Picture, layer: Option<u16>) -> bool {
+    let Some(layer) = layer else {
+        return true;
+    };
+    // SAFETY: frame_hdr points into data the picture keeps alive.
+    pic.0
+        .frame_hdr
+        .is_some_and(|h| unsafe { u16::from(h.as_ref().spatial_id) == layer })
+}
+
+/// Decodes the picture: colour (and alpha), grids stitched, premultiplied
+/// alpha undone, the clean aperture cut out. Pixels stay in stored
+/// orientation (`p.orientation` is for the caller).
+pub(crate) fn decode(p: &Avif, max_pixels: u64) -> Result<Pixels, PipelineError> {
+    let color = decode_coded(&p.color, Plane::Color, max_pixels)?;
+    let px = match &p.alpha {
+        Some(a) => {
+            let alpha = decode_coded(a, Plane::Alpha, max_pixels)?;
+            let mut px = compose::merge_alpha(color, &alpha)?;
+            if p.premultiplied {
+                compose::unpremultiply(&mut px);
+            }
+            px
+        }
+        None => color,
+    };
+    // The caller bounds the answer by the declared size.
+    if u64::from(px.w) * u64::from(px.h) > u64::from(p.width) * u64::from(p.height) {
+        return Err(corrupt(format!(
+            "decoded {}x{} is larger than the declared {}x{}",
+            px.w, px.h, p.width, p.height
+        )));
+    }
+    Ok(match p.crop {
+        Some(c) => compose::crop(px, c),
+        None => px,
+    })
+}
+
+/// What an AV1 picture holds: colour, or an alpha plane (its luma).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plane {
+    Color,
+    Alpha,
+}
+
+fn decode_coded(c: &Coded, plane: Plane, max_pixels: u64) -> Result<Pixels, PipelineError> {
+    match c {
+        Coded::Single(item) => to_pixels(&decode_av1(item, max_pixels)?, plane, max_pixels),
+        Coded::Grid(g) => {
+            let mut canvas: Option<compose::Canvas> = None;
+            for (i, t) in g.tiles.iter().enumerate() {
+                let tile = to_pixels(&decode_av1(t, max_pixels)?, plane, max_pixels)?;
+                let canvas = match &mut canvas {
+                    Some(c) => c,
+                    None => canvas.insert(compose::Canvas::new(g, &tile, max_pixels)?),
+                };
+                canvas.place(i, &tile)?;
+            }
+            canvas
+                .map(compose::Canvas::finish)
+                .ok_or_else(|| corrupt("grid without tiles"))
+        }
+    }
+}
+
+/// Converts a decoded picture to 8-bit gray or RGB ([`Plane::Color`]), or
+/// to one full-range alpha channel ([`Plane::Alpha`]).
+fn to_pixels(pic: &Picture, plane: Plane, max_pixels: u64) -> Result<Pixels, PipelineError> {
+    let (w, h) = (pic.0.p.w as usize, pic.0.p.h as usize);
     if w == 0 || h == 0 || (w as u64) * (h as u64) > max_pixels {
         return Err(corrupt("bad frame size"));
     }
-    let alpha = match &p.data.alpha_item {
-        Some(a) => {
-            let pic = decode_av1(a, max_pixels)?;
-            if (pic.0.p.w as usize, pic.0.p.h as usize) != (w, h) {
-                return Err(corrupt("alpha plane size differs from the image"));
-            }
-            Some(pic)
-        }
-        None => None,
-    };
-    let gray = color.0.p.layout == DAV1D_PIXEL_LAYOUT_I400;
-    let ch = match (gray, alpha.is_some()) {
-        (true, false) => 1,
-        (true, true) => 2,
-        (false, false) => 3,
-        (false, true) => 4,
-    };
-    let (ssx, ssy) = color.subsampling();
-    let ycc = Ycc::of(&color);
-    let ys = color.sampler(0)?;
-    let (us, vs) = if gray {
-        (None, None)
+    let full = pic.full_range();
+    // Luma/chroma offsets and scales for limited range (8-bit terms).
+    let (y_off, y_scale, c_scale) = if full {
+        (0.0, 1.0, 1.0)
     } else {
-        (Some(color.sampler(1)?), Some(color.sampler(2)?))
-    };
-    let a_sampler = match &alpha {
-        Some(a) => Some((a.sampler(0)?, a.full_range())),
-        None => None,
+        (16.0, 255.0 / 219.0, 255.0 / 224.0)
     };
     let clamp = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+    let ys = pic.sampler(0)?;
+    let gray = plane == Plane::Alpha || pic.0.p.layout == DAV1D_PIXEL_LAYOUT_I400;
+    let ch = if gray { 1 } else { 3 };
     let mut out = Vec::new();
     out.try_reserve_exact(w * h * ch)
         .map_err(|_| corrupt("image is too large for this machine"))?;
+    if gray {
+        for y in 0..h {
+            out.extend((0..w).map(|x| clamp((ys(x, y) - y_off) * y_scale)));
+        }
+        return Ok(Pixels::new(w as u32, h as u32, 1, out));
+    }
+    let (ssx, ssy) = pic.subsampling();
+    let (kr, kb) = match pic.matrix() {
+        DAV1D_MC_BT709 => (0.2126, 0.0722),
+        DAV1D_MC_BT2020_NCL | DAV1D_MC_BT2020_CL => (0.2627, 0.0593),
+        _ => (0.299, 0.114),
+    };
+    let identity = pic.matrix() == DAV1D_MC_IDENTITY;
+    let kg = 1.0 - kr - kb;
+    let (us, vs) = (pic.sampler(1)?, pic.sampler(2)?);
     for y in 0..h {
         for x in 0..w {
-            let yv = ycc.luma(ys(x, y));
-            if let (Some(us), Some(vs)) = (&us, &vs) {
-                let (cx, cy) = (x >> ssx, y >> ssy);
-                let (r, g, b) = ycc.rgb(yv, us(cx, cy), vs(cx, cy));
-                out.extend_from_slice(&[clamp(r), clamp(g), clamp(b)]);
+            let yv = (ys(x, y) - y_off) * y_scale;
+            let (cx, cy) = (x >> ssx, y >> ssy);
+            let (u, v) = (us(cx, cy), vs(cx, cy));
+            let (r, g, b) = if identity {
+                // GBR: Y = G, U = B, V = R
+                ((v - y_off) * y_scale, yv, (u - y_off) * y_scale)
             } else {
-                out.push(clamp(yv));
-            }
-            if let Some((a, a_full)) = &a_sampler {
-                let av = a(x, y);
-                out.push(clamp(if *a_full {
-                    av
-                } else {
-                    (av - 16.0) * 255.0 / 219.0
-                }));
-            }
+                let (cb, cr) = ((u - 128.0) * c_scale, (v - 128.0) * c_scale);
+                let r = yv + 2.0 * (1.0 - kr) * cr;
+                let b = yv + 2.0 * (1.0 - kb) * cb;
+                let g = (yv - kr * r - kb * b) / kg;
+                (r, g, b)
+            };
+            out.extend_from_slice(&[clamp(r), clamp(g), clamp(b)]);
         }
     }
-    let mut px = Pixels::new(w as u32, h as u32, ch as u8, out);
-    if alpha.is_some() && p.data.premultiplied_alpha {
-        unpremultiply(&mut px);
-    }
-    Ok(px)
-}
-
-/// The YCbCr to RGB conversion a picture's sequence header asks for.
-struct Ycc {
-    /// Luma offset and scale, chroma scale: identity for full range, the
-    /// 8-bit limited-range terms otherwise.
-    y_off: f32,
-    y_scale: f32,
-    c_scale: f32,
-    /// Matrix coefficients.
-    kr: f32,
-    kb: f32,
-    /// The identity matrix: the planes are G, B, R.
-    identity: bool,
-}
-
-impl Ycc {
-    fn of(p: &Picture) -> Ycc {
-        let (y_off, y_scale, c_scale) = if p.full_range() {
-            (0.0, 1.0, 1.0)
-        } else {
-            (16.0, 255.0 / 219.0, 255.0 / 224.0)
-        };
-        let (kr, kb) = match p.matrix() {
-            DAV1D_MC_BT709 => (0.2126, 0.0722),
-            DAV1D_MC_BT2020_NCL | DAV1D_MC_BT2020_CL => (0.2627, 0.0593),
-            _ => (0.299, 0.114),
-        };
-        Ycc {
-            y_off,
-            y_scale,
-            c_scale,
-            kr,
-            kb,
-            identity: p.matrix() == DAV1D_MC_IDENTITY,
-        }
-    }
-
-    fn luma(&self, y: f32) -> f32 {
-        (y - self.y_off) * self.y_scale
-    }
-
-    /// RGB from a luma value (already through [`Ycc::luma`]) and chroma.
-    fn rgb(&self, yv: f32, u: f32, v: f32) -> (f32, f32, f32) {
-        if self.identity {
-            // GBR: Y = G, U = B, V = R
-            return (self.luma(v), yv, self.luma(u));
-        }
-        let (cb, cr) = ((u - 128.0) * self.c_scale, (v - 128.0) * self.c_scale);
-        let r = yv + 2.0 * (1.0 - self.kr) * cr;
-        let b = yv + 2.0 * (1.0 - self.kb) * cb;
-        let g = (yv - self.kr * r - self.kb * b) / (1.0 - self.kr - self.kb);
-        (r, g, b)
-    }
-}
-
-fn unpremultiply(px: &mut Pixels) {
-    let ch = px.ch as usize;
-    for p in px.data.chunks_exact_mut(ch) {
-        let a = u32::from(p[ch - 1]);
-        if a > 0 && a < 255 {
-            for c in &mut p[..ch - 1] {
-                *c = ((u32::from(*c) * 255 + a / 2) / a).min(255) as u8;
-            }
-        }
-    }
+    Ok(Pixels::new(w as u32, h as u32, 3, out))
 }

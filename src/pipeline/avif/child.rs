@@ -30,6 +30,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::av1;
+use super::heif::Avif;
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::pixels::Pixels;
 
@@ -157,11 +158,7 @@ fn decoder_program() -> Result<Option<PathBuf>, PipelineError> {
 
 /// Decodes a parsed AVIF (`src` is the file `parsed` came from) in a child
 /// process; every failure of the child is a [`PipelineError::Corrupt`].
-pub(crate) fn decode(
-    src: &[u8],
-    parsed: &av1::Parsed,
-    max_pixels: u64,
-) -> Result<Pixels, PipelineError> {
+pub(crate) fn decode(src: &[u8], parsed: &Avif, max_pixels: u64) -> Result<Pixels, PipelineError> {
     let Some(program) = decoder_program()? else {
         return av1::decode(parsed, max_pixels);
     };
