@@ -12,7 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::{Metric, Registry, Unit};
 
 /// Label for counters split by HTTP status code.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -91,151 +91,148 @@ pub struct WorkerMetrics {
     pub fetch_errors: Family<KindLabel, Counter>,
 }
 
-/// The memory/disk split of hits and the disk tier's own numbers.
-fn register_disk(registry: &mut Registry, m: &WorkerMetrics) {
-    registry.register(
-        "cache_memory_hits",
-        "Requests answered from the memory tier",
-        m.cache_memory_hits.clone(),
-    );
-    registry.register(
-        "cache_disk_hits",
-        "Requests answered from the disk tier (CACHE_DIR)",
-        m.disk.hits.clone(),
-    );
-    registry.register(
-        "cache_disk_misses",
-        "Disk tier lookups that found nothing usable",
-        m.disk.misses.clone(),
-    );
-    registry.register(
-        "cache_disk_corrupt",
-        "Disk entries refused by a checksum, format or image check, then dropped and fetched again",
-        m.disk.corrupt.clone(),
-    );
-    registry.register(
-        "cache_disk_errors",
-        "Disk tier reads that failed or timed out, and health checks that failed",
-        m.disk.errors.clone(),
-    );
-    registry.register(
-        "cache_disk_writes",
-        "Entries handed to the disk tier to be written",
-        m.disk.writes.clone(),
-    );
-    registry.register(
-        "cache_disk_degraded",
-        "1 while the disk tier refuses writes because its disk is full or failing",
-        m.disk.degraded.clone(),
-    );
-    registry.register(
-        "cache_purged_entries",
-        "Cache entries removed by purges (DELETE /image)",
-        m.purged.clone(),
-    );
-    registry.register_with_unit(
-        "cache_disk_size",
-        "Bytes the disk tier's files occupy on disk",
-        Unit::Bytes,
-        m.cache_disk_bytes.clone(),
-    );
+/// Registers `metric` under `name` and hands it back, so a metrics struct
+/// is built field by field, each field's name and help beside it.
+fn add<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// [`add`] for a metric with a unit (seconds, bytes), which the encoder
+/// appends to its name.
+fn add_in<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Unit,
+    metric: M,
+) -> M {
+    registry.register_with_unit(name, help, unit, metric.clone());
+    metric
+}
+
+impl DiskMetrics {
+    /// The disk tier's counters, registered in `registry`.
+    fn register(r: &mut Registry) -> DiskMetrics {
+        DiskMetrics {
+            hits: add(r, "cache_disk_hits", "Requests answered from the disk tier (CACHE_DIR)", Counter::default()),
+            misses: add(r, "cache_disk_misses", "Disk tier lookups that found nothing usable", Counter::default()),
+            corrupt: add(r, "cache_disk_corrupt", "Disk entries refused by a checksum, format or image check, then dropped and fetched again", Counter::default()),
+            errors: add(r, "cache_disk_errors", "Disk tier reads that failed or timed out, and health checks that failed", Counter::default()),
+            writes: add(r, "cache_disk_writes", "Entries handed to the disk tier to be written", Counter::default()),
+            degraded: add(r, "cache_disk_degraded", "1 while the disk tier refuses writes because its disk is full or failing", Gauge::default()),
+        }
+    }
 }
 
 impl GatewayMetrics {
     /// Creates the gateway's metrics, registered in `registry`.
-    fn register(registry: &mut Registry) -> GatewayMetrics {
-        let m = GatewayMetrics {
-            requests: Family::default(),
-            request_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
-            routed: Family::default(),
-            failovers: Counter::default(),
-            live_workers: Gauge::default(),
-        };
-        registry.register(
-            "gateway_requests",
-            "User requests answered by the gateway, by HTTP status",
-            m.requests.clone(),
-        );
-        registry.register_with_unit(
-            "gateway_request_duration",
-            "Time for the gateway to answer a user request",
-            Unit::Seconds,
-            m.request_duration.clone(),
-        );
-        registry.register(
-            "gateway_routed",
-            "Requests forwarded by the gateway, by the worker that answered",
-            m.routed.clone(),
-        );
-        registry.register(
-            "gateway_failovers",
-            "Times a worker could not be reached and the next worker in hash order was tried",
-            m.failovers.clone(),
-        );
-        registry.register(
-            "gateway_live_workers",
-            "Workers currently live in this gateway's view of the cluster",
-            m.live_workers.clone(),
-        );
-        m
+    fn register(r: &mut Registry) -> GatewayMetrics {
+        GatewayMetrics {
+            requests: add(
+                r,
+                "gateway_requests",
+                "User requests answered by the gateway, by HTTP status",
+                Family::default(),
+            ),
+            request_duration: add_in(
+                r,
+                "gateway_request_duration",
+                "Time for the gateway to answer a user request",
+                Unit::Seconds,
+                Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            ),
+            routed: add(
+                r,
+                "gateway_routed",
+                "Requests forwarded by the gateway, by the worker that answered",
+                Family::default(),
+            ),
+            failovers: add(
+                r,
+                "gateway_failovers",
+                "Times a worker could not be reached and the next worker in hash order was tried",
+                Counter::default(),
+            ),
+            live_workers: add(
+                r,
+                "gateway_live_workers",
+                "Workers currently live in this gateway's view of the cluster",
+                Gauge::default(),
+            ),
+        }
     }
 }
 
 impl WorkerMetrics {
     /// Creates the worker's metrics, registered in `registry`.
-    fn register(registry: &mut Registry) -> WorkerMetrics {
-        let m = WorkerMetrics {
-            cache_hits: Counter::default(),
-            cache_memory_hits: Counter::default(),
-            cache_misses: Counter::default(),
-            cache_disk_bytes: Gauge::default(),
-            purged: Counter::default(),
-            disk: DiskMetrics::default(),
-            cache_evictions: Counter::default(),
-            cache_entries: Gauge::default(),
-            cache_bytes: Gauge::default(),
-            fetch_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
-            fetch_errors: Family::default(),
-        };
-        registry.register(
-            "cache_hits",
-            "Requests answered from the worker cache",
-            m.cache_hits.clone(),
-        );
-        register_disk(registry, &m);
-        registry.register(
-            "cache_misses",
-            "Requests that found nothing in the worker cache",
-            m.cache_misses.clone(),
-        );
-        registry.register(
-            "cache_evictions",
-            "Cache entries removed because of the byte budget or the TTL",
-            m.cache_evictions.clone(),
-        );
-        registry.register(
-            "cache_entries",
-            "Entries in the worker cache",
-            m.cache_entries.clone(),
-        );
-        registry.register_with_unit(
-            "cache_size",
-            "Bytes held in the worker cache",
-            Unit::Bytes,
-            m.cache_bytes.clone(),
-        );
-        registry.register_with_unit(
-            "origin_fetch_duration",
-            "Time to fetch an image from its origin",
-            Unit::Seconds,
-            m.fetch_duration.clone(),
-        );
-        registry.register(
-            "origin_fetch_errors",
-            "Origin fetches that failed, by kind",
-            m.fetch_errors.clone(),
-        );
-        m
+    fn register(r: &mut Registry) -> WorkerMetrics {
+        WorkerMetrics {
+            cache_hits: add(
+                r,
+                "cache_hits",
+                "Requests answered from the worker cache",
+                Counter::default(),
+            ),
+            cache_memory_hits: add(
+                r,
+                "cache_memory_hits",
+                "Requests answered from the memory tier",
+                Counter::default(),
+            ),
+            cache_misses: add(
+                r,
+                "cache_misses",
+                "Requests that found nothing in the worker cache",
+                Counter::default(),
+            ),
+            cache_evictions: add(
+                r,
+                "cache_evictions",
+                "Cache entries removed because of the byte budget or the TTL",
+                Counter::default(),
+            ),
+            cache_entries: add(
+                r,
+                "cache_entries",
+                "Entries in the worker cache",
+                Gauge::default(),
+            ),
+            cache_bytes: add_in(
+                r,
+                "cache_size",
+                "Bytes held in the worker cache",
+                Unit::Bytes,
+                Gauge::default(),
+            ),
+            purged: add(
+                r,
+                "cache_purged_entries",
+                "Cache entries removed by purges (DELETE /image)",
+                Counter::default(),
+            ),
+            cache_disk_bytes: add_in(
+                r,
+                "cache_disk_size",
+                "Bytes the disk tier's files occupy on disk",
+                Unit::Bytes,
+                Gauge::default(),
+            ),
+            disk: DiskMetrics::register(r),
+            fetch_duration: add_in(
+                r,
+                "origin_fetch_duration",
+                "Time to fetch an image from its origin",
+                Unit::Seconds,
+                Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            ),
+            fetch_errors: add(
+                r,
+                "origin_fetch_errors",
+                "Origin fetches that failed, by kind",
+                Family::default(),
+            ),
+        }
     }
 }
 
@@ -258,11 +255,11 @@ impl Metrics {
         let mut registry = Registry::with_prefix("img_proxy");
         let gateway = gateway.then(|| GatewayMetrics::register(&mut registry));
         let worker = worker.then(|| WorkerMetrics::register(&mut registry));
-        let gossip_rejected = Counter::default();
-        registry.register(
+        let gossip_rejected = add(
+            &mut registry,
             "gossip_rejected_datagrams",
             "Gossip datagrams dropped because they failed authentication",
-            gossip_rejected.clone(),
+            Counter::default(),
         );
         let edge = crate::edge::metrics::EdgeMetrics::register(&mut registry);
         Arc::new(Metrics {
