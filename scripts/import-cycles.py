@@ -37,7 +37,7 @@ def modules(src):
 def code(path):
     """The file's text without comments and without its trailing test module."""
     text = open(path, encoding="utf-8").read()
-    m = re.search(r"#\[cfg\(test\)\]\s*mod tests\s*\{", text)
+    m = re.search(r"#\[cfg\(test\)\]\s*(?:pub(?:\(\w+\))?\s+)?mod tests\s*\{", text)
     if m:
         text = text[: m.start()]
     text = re.sub(r"//[^\n]*", "", text)

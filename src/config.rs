@@ -51,7 +51,7 @@ pub enum Command {
     Transform(crate::pipeline::cli::TransformArgs),
     /// Exits 0 when a URL answers 2xx, 1 otherwise: the image's healthcheck
     /// (`img-proxy probe http://127.0.0.1:8080/ready`), no curl needed.
-    Probe(crate::probe::ProbeArgs),
+    Probe(ProbeArgs),
     /// Compares SHA-256 mod N with our rendezvous hashing on synthetic
     /// URLs: spread over workers and keys moved when one joins or leaves.
     Placement(crate::cluster::placement_demo::PlacementArgs),
@@ -64,6 +64,17 @@ pub enum Command {
     #[cfg(feature = "avif-decode")]
     #[command(name = "__decode-avif", hide = true)]
     DecodeAvif(crate::pipeline::avif::child::DecodeAvifArgs),
+}
+
+/// Arguments of `img-proxy probe` (see [`crate::probe`]).
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The URL to ask, e.g. http://127.0.0.1:8080/ready.
+    pub url: String,
+
+    /// Give up after this long (accepts `500ms`, `2s`).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 /// Settings shared by every role. Each is an environment variable (the
@@ -289,19 +300,14 @@ pub enum ConfigError {
 impl NodeArgs {
     /// Validates the arguments for `role` and fills machine-dependent defaults.
     pub fn into_config(self, role: Role) -> Result<Config, ConfigError> {
+        self.check_not_zero()?;
         let cluster_secret = self.cluster_secret.filter(|s| !s.is_empty());
         match (&cluster_secret, role) {
             (None, Role::Gateway | Role::Worker) => return Err(ConfigError::MissingSecret(role)),
             (Some(s), _) if s.len() < 16 => return Err(ConfigError::WeakSecret),
             _ => {}
         }
-        if self.cache_max_bytes == 0 {
-            return Err(ConfigError::Zero("CACHE_MAX_BYTES"));
-        }
-        if self.cache_ttl.is_zero() {
-            return Err(ConfigError::Zero("CACHE_TTL"));
-        }
-        let cache_dir = Some(self.cache_dir)
+        let cache_dir = Some(self.cache_dir.clone())
             .filter(|d| !d.trim().is_empty())
             .map(std::path::PathBuf::from);
         if let (Some(dir), Role::Worker | Role::Standalone) = (&cache_dir, role) {
@@ -310,37 +316,7 @@ impl NodeArgs {
             }
             crate::worker::disk::check_dir(dir)?;
         }
-        if self.max_source_bytes == 0 {
-            return Err(ConfigError::Zero("MAX_SOURCE_BYTES"));
-        }
-        if self.fetch_timeout.is_zero() {
-            return Err(ConfigError::Zero("FETCH_TIMEOUT"));
-        }
-        if self.gossip_interval.is_zero() {
-            return Err(ConfigError::Zero("GOSSIP_INTERVAL"));
-        }
-        if self.max_source_pixels == 0 {
-            return Err(ConfigError::Zero("MAX_SOURCE_PIXELS"));
-        }
-        if self.max_animation_frames == 0 {
-            return Err(ConfigError::Zero("MAX_ANIMATION_FRAMES"));
-        }
-        if self.header_read_timeout.is_zero() {
-            return Err(ConfigError::Zero("HEADER_READ_TIMEOUT"));
-        }
-        if self.keep_alive_timeout.is_zero() {
-            return Err(ConfigError::Zero("KEEP_ALIVE_TIMEOUT"));
-        }
         let max_connections = max_connections(self.max_connections)?;
-        if self.max_origin_fetches == 0 {
-            return Err(ConfigError::Zero("MAX_ORIGIN_FETCHES"));
-        }
-        if self.max_fetches_per_host == 0 {
-            return Err(ConfigError::Zero("MAX_FETCHES_PER_HOST"));
-        }
-        if self.max_in_flight == 0 {
-            return Err(ConfigError::Zero("MAX_IN_FLIGHT"));
-        }
         let edge = EdgePolicy {
             signing: SigningKeys::parse(&self.url_signing_keys).map_err(ConfigError::Edge)?,
             sources: AllowedSources::parse(&self.allowed_sources).map_err(ConfigError::Edge)?,
@@ -393,6 +369,40 @@ impl NodeArgs {
             max_origin_fetches: self.max_origin_fetches,
             max_fetches_per_host: self.max_fetches_per_host,
         })
+    }
+}
+
+impl NodeArgs {
+    /// Settings for which zero means nothing sensible (an empty cache, a
+    /// deadline already passed, no slot for any work): each is refused by
+    /// name rather than accepted and failing later.
+    fn check_not_zero(&self) -> Result<(), ConfigError> {
+        not_zero("CACHE_MAX_BYTES", self.cache_max_bytes)?;
+        not_zero_time("CACHE_TTL", self.cache_ttl)?;
+        not_zero("MAX_SOURCE_BYTES", self.max_source_bytes)?;
+        not_zero_time("FETCH_TIMEOUT", self.fetch_timeout)?;
+        not_zero_time("GOSSIP_INTERVAL", self.gossip_interval)?;
+        not_zero("MAX_SOURCE_PIXELS", self.max_source_pixels)?;
+        not_zero("MAX_ANIMATION_FRAMES", u64::from(self.max_animation_frames))?;
+        not_zero_time("HEADER_READ_TIMEOUT", self.header_read_timeout)?;
+        not_zero_time("KEEP_ALIVE_TIMEOUT", self.keep_alive_timeout)?;
+        not_zero("MAX_ORIGIN_FETCHES", self.max_origin_fetches as u64)?;
+        not_zero("MAX_FETCHES_PER_HOST", self.max_fetches_per_host as u64)?;
+        not_zero("MAX_IN_FLIGHT", self.max_in_flight as u64)
+    }
+}
+
+fn not_zero(name: &'static str, value: u64) -> Result<(), ConfigError> {
+    match value {
+        0 => Err(ConfigError::Zero(name)),
+        _ => Ok(()),
+    }
+}
+
+fn not_zero_time(name: &'static str, value: Duration) -> Result<(), ConfigError> {
+    match value.is_zero() {
+        true => Err(ConfigError::Zero(name)),
+        false => Ok(()),
     }
 }
 

@@ -137,6 +137,14 @@ impl ApiError {
     }
 }
 
+/// A refusal at the edge answers through the same table, so the edge's
+/// middlewares name only their own error type.
+impl IntoResponse for EdgeError {
+    fn into_response(self) -> Response {
+        ApiError::Edge(self).into_response()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status(), format!("{self}\n")).into_response();

@@ -7,20 +7,8 @@
 //! are not followed (a redirect is not a healthy answer).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::Args;
-
-/// Arguments of `img-proxy probe`.
-#[derive(Debug, Args)]
-pub struct ProbeArgs {
-    /// The URL to ask, e.g. http://127.0.0.1:8080/ready.
-    pub url: String,
-
-    /// Give up after this long (accepts `500ms`, `2s`).
-    #[arg(long, default_value = "2s", value_parser = crate::config::parse_duration)]
-    pub timeout: Duration,
-}
+use crate::config::ProbeArgs;
 
 /// Why a probe failed: printed as one line.
 #[derive(Debug, thiserror::Error)]

@@ -27,7 +27,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Notify;
 
-use super::metrics::ReasonLabel;
+use super::reason::ReasonLabel;
 
 /// How long a connection must have waited for its head before a newcomer
 /// whose own head is incomplete may take its place.

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
 use super::error::EdgeError;
-use crate::error::ApiError;
 
 /// The permits of one gateway.
 pub struct InFlight {
@@ -33,7 +32,7 @@ impl InFlight {
 /// Middleware: answers 503 when `MAX_IN_FLIGHT` requests are in progress.
 pub async fn limit(State(in_flight): State<Arc<InFlight>>, req: Request, next: Next) -> Response {
     let Ok(_permit) = Arc::clone(&in_flight.permits).try_acquire_owned() else {
-        return ApiError::Edge(EdgeError::InFlight(in_flight.max)).into_response();
+        return EdgeError::InFlight(in_flight.max).into_response();
     };
     next.run(req).await
 }

@@ -1,18 +1,12 @@
 //! Metrics of the edge: connections closed by the node, requests refused
 //! by policy or limits, replays rejected. Registered on every node.
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 use super::connections::ConnectionMetrics;
-
-/// Label for counters split by a short reason.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabel {
-    pub reason: String,
-}
+use super::reason::ReasonLabel;
 
 /// The edge's metrics.
 #[derive(Clone, Default)]

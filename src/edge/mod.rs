@@ -15,6 +15,7 @@ pub mod in_flight;
 pub mod metrics;
 pub mod presets;
 pub mod query;
+pub mod reason;
 pub mod serve;
 pub mod sign_cli;
 pub mod signature;

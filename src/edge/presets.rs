@@ -20,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::EdgeError;
 use super::query;
-use crate::error::ApiError;
 use crate::pipeline::RequestedOptions;
 
 /// The query parameter that names a preset.
@@ -137,12 +136,10 @@ pub async fn expand(State(presets): State<Arc<Presets>>, mut req: Request, next:
             let path_and_query = format!("{}?{}", req.uri().path(), q.finish());
             match path_and_query.parse::<Uri>() {
                 Ok(uri) => *req.uri_mut() = uri,
-                Err(e) => {
-                    return ApiError::Edge(EdgeError::Unexpandable(e.to_string())).into_response()
-                }
+                Err(e) => return EdgeError::Unexpandable(e.to_string()).into_response(),
             }
         }
-        Err(e) => return ApiError::Edge(e).into_response(),
+        Err(e) => return e.into_response(),
     }
     next.run(req).await
 }

@@ -22,7 +22,6 @@ use sha2::Sha256;
 
 use super::error::EdgeError;
 use super::query;
-use crate::error::ApiError;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -136,7 +135,7 @@ pub fn signed_path(key: &[u8], url: &str, options: &[(String, String)]) -> Strin
 pub async fn require(State(keys): State<Arc<SigningKeys>>, req: Request, next: Next) -> Response {
     match keys.verify(&query::pairs(req.uri())) {
         Ok(()) => next.run(req).await,
-        Err(e) => ApiError::Edge(e).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

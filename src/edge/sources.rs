@@ -18,7 +18,6 @@ use url::Url;
 
 use super::error::EdgeError;
 use super::query;
-use crate::error::ApiError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pattern {
@@ -88,7 +87,7 @@ pub async fn require(
     if let Some(Ok(url)) = query::first(&pairs, "url").map(|u| Url::parse(u.trim())) {
         if !allowed.allows(&url) {
             let host = url.host_str().unwrap_or("").to_string();
-            return ApiError::Edge(EdgeError::SourceNotAllowed(host)).into_response();
+            return EdgeError::SourceNotAllowed(host).into_response();
         }
     }
     next.run(req).await

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::EdgeError;
 use super::query;
-use crate::error::ApiError;
 
 /// Longest `url` accepted, in bytes after percent-decoding.
 pub const MAX_URL_BYTES: usize = 8 * 1024;
@@ -23,10 +22,10 @@ pub async fn limit(req: Request, next: Next) -> Response {
         .map(|(_, v)| v.len())
         .max();
     if let Some(len) = longest.filter(|&len| len > MAX_URL_BYTES) {
-        return ApiError::Edge(EdgeError::UrlTooLong {
+        return EdgeError::UrlTooLong {
             len,
             max: MAX_URL_BYTES,
-        })
+        }
         .into_response();
     }
     next.run(req).await

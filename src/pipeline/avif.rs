@@ -21,6 +21,7 @@ mod av1;
 pub mod child;
 #[cfg(feature = "avif-decode")]
 mod compose;
+mod file;
 pub(crate) mod heif;
 #[cfg(all(test, feature = "avif-decode"))]
 mod tests;
@@ -59,7 +60,7 @@ pub(crate) fn serve_as_is(opts: &TransformOptions) -> bool {
 pub(crate) fn dimensions(src: &[u8]) -> Result<(u32, u32), PipelineError> {
     #[cfg(feature = "avif-decode")]
     {
-        let parsed = heif::parse(src)?;
+        let parsed = file::parse(src)?;
         Ok((parsed.width, parsed.height))
     }
     #[cfg(not(feature = "avif-decode"))]
@@ -84,7 +85,7 @@ pub(crate) struct Picture {
 pub(crate) fn decode(src: &[u8], max_pixels: u64) -> Result<Picture, PipelineError> {
     #[cfg(feature = "avif-decode")]
     {
-        let parsed = heif::parse(src)?;
+        let parsed = file::parse(src)?;
         Ok(Picture {
             pixels: child::decode(src, &parsed, max_pixels)?,
             orientation: parsed.orientation,

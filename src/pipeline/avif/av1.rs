@@ -30,7 +30,8 @@ use rav1d::include::dav1d::picture::Dav1dPicture;
 use rav1d::src::lib as dav1d;
 
 use super::compose;
-use super::heif::{self, Av1Item, Avif, Coded};
+use super::file;
+use super::heif::{Av1Item, Avif, Coded};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::pixels::Pixels;
 
@@ -43,7 +44,7 @@ fn corrupt(what: impl std::fmt::Display) -> PipelineError {
 
 /// Parses the container (our own reader: no panics to contain).
 pub(crate) fn parse(src: &[u8]) -> Result<Avif, PipelineError> {
-    heif::parse(src)
+    file::parse(src)
 }
 
 /// One decoded AV1 frame, owned by dav1d until dropped.

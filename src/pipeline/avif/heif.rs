@@ -30,7 +30,7 @@ use crate::pipeline::error::PipelineError;
 /// picture is about 200 tiles of 512x512).
 const MAX_ITEMS: usize = 4096;
 
-fn corrupt(what: impl std::fmt::Display) -> PipelineError {
+pub(super) fn corrupt(what: impl std::fmt::Display) -> PipelineError {
     PipelineError::Corrupt(format!("AVIF: {what}"))
 }
 
@@ -293,22 +293,33 @@ fn property(b: Bmff<'_>) -> Result<Property, PipelineError> {
     })
 }
 
+/// One property of an item (`ipma`).
+#[derive(Clone, Copy)]
+struct Association {
+    /// 1-based index into `ipco`; 0 means none.
+    index: u16,
+    /// A reader that does not understand the property must not show the
+    /// item.
+    essential: bool,
+}
+
 /// The contents of `meta` that matter.
 #[derive(Default)]
-struct Meta<'a> {
-    primary: Option<u32>,
+pub(super) struct Meta<'a> {
+    /// The primary item's id (`pitm`); absent in a bare image sequence.
+    pub(super) primary: Option<u32>,
     /// Item id and type, in `iinf` order.
     items: Vec<(u32, [u8; 4])>,
     locations: Vec<(u32, Location)>,
     /// (type, from, to list)
     refs: Vec<([u8; 4], u32, Vec<u32>)>,
     properties: Vec<Property>,
-    /// item id -> (1-based property index, essential)
-    associations: Vec<(u32, Vec<(u16, bool)>)>,
+    /// item id -> its properties, in order.
+    associations: Vec<(u32, Vec<Association>)>,
     idat: Option<&'a [u8]>,
 }
 
-fn read_meta(body: &[u8]) -> Result<Meta<'_>, PipelineError> {
+pub(super) fn read_meta(body: &[u8]) -> Result<Meta<'_>, PipelineError> {
     let mut r = Reader::new(body);
     r.full()?;
     let mut m = Meta::default();
@@ -464,14 +475,19 @@ fn read_iprp<'a>(body: &'a [u8], m: &mut Meta<'a>) -> Result<(), PipelineError> 
                     let k = r.u8()?;
                     let mut list = Vec::with_capacity(usize::from(k));
                     for _ in 0..k {
-                        let (index, essential) = if flags & 1 != 0 {
+                        list.push(if flags & 1 != 0 {
                             let x = r.u16()?;
-                            (x & 0x7FFF, x & 0x8000 != 0)
+                            Association {
+                                index: x & 0x7FFF,
+                                essential: x & 0x8000 != 0,
+                            }
                         } else {
                             let x = r.u8()?;
-                            (u16::from(x & 0x7F), x & 0x80 != 0)
-                        };
-                        list.push((index, essential));
+                            Association {
+                                index: u16::from(x & 0x7F),
+                                essential: x & 0x80 != 0,
+                            }
+                        });
                     }
                     m.associations.push((id, list));
                 }
@@ -492,7 +508,7 @@ impl<'a> Meta<'a> {
     fn props(&self, id: u32) -> Result<Vec<&Property>, PipelineError> {
         let mut out = Vec::new();
         for (_, list) in self.associations.iter().filter(|a| a.0 == id) {
-            for &(index, essential) in list {
+            for &Association { index, essential } in list {
                 // Index 0 means "no property".
                 let Some(p) = usize::from(index)
                     .checked_sub(1)
@@ -562,32 +578,8 @@ impl<'a> Meta<'a> {
     }
 }
 
-/// Parses an AVIF file into what the decoder needs.
-pub(crate) fn parse(file: &[u8]) -> Result<Avif, PipelineError> {
-    let mut meta = None;
-    let mut moov = None;
-    for b in boxes(file) {
-        let b = b?;
-        match &b.ty {
-            b"meta" if meta.is_none() => meta = Some(b.body),
-            b"moov" if moov.is_none() => moov = Some(b.body),
-            _ => {}
-        }
-    }
-    let meta = meta.map(read_meta).transpose()?;
-    let frames = match moov {
-        Some(m) => super::track::frame_count(m)?,
-        None => 1,
-    };
-    match (meta, moov) {
-        (Some(m), _) if m.primary.is_some() => still(file, &m, frames),
-        (_, Some(moov)) => super::track::first_frame(file, moov),
-        _ => Err(corrupt("no primary item")),
-    }
-}
-
 /// The primary item, its alpha and its transformations.
-fn still(file: &[u8], m: &Meta<'_>, frames: u32) -> Result<Avif, PipelineError> {
+pub(super) fn still(file: &[u8], m: &Meta<'_>, frames: u32) -> Result<Avif, PipelineError> {
     let id = m.primary.ok_or_else(|| corrupt("no primary item"))?;
     let (color, (width, height)) = coded(file, m, id)?;
     let alpha_id = m.referring(b"auxl", id).find(|&a| {

@@ -2,6 +2,7 @@
 //! payloads (nothing is decoded here; see `avif_tests` for pixels).
 
 use super::*;
+use crate::pipeline::avif::file::parse;
 use crate::pipeline::pixels::Pixels;
 
 use img_proxy_test_support::heif::*;

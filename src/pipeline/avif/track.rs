@@ -5,7 +5,7 @@
 //! cannot keep animated), so only the first sample matters: its offset is
 //! the first chunk's, its size the first entry of `stsz`. A sync sample by
 //! definition, it decodes on its own. Files that also carry a primary item
-//! are read through that item instead (see `heif::parse`).
+//! are read through that item instead (see `file::parse`).
 
 use super::heif::{self, Av1Item, Avif, Coded};
 use crate::pipeline::error::PipelineError;
