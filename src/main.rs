@@ -11,62 +11,14 @@ fn main() -> ExitCode {
     tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            if matches!(
-                e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            // One clear line: clap's first line names the flag and, as its
-            // value name, the environment variable.
-            let rendered = e.render().to_string();
-            let line = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
-            eprintln!("img-proxy: {}", line.trim_start_matches("error: "));
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(&e),
     };
     let (role, args) = match cli.command {
         None => (Role::Standalone, cli.node),
         Some(Command::Standalone(a)) => (Role::Standalone, a),
         Some(Command::Gateway(a)) => (Role::Gateway, a),
         Some(Command::Worker(a)) => (Role::Worker, a),
-        Some(Command::Transform(args)) => {
-            return match img_proxy::pipeline::cli::run(args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("img-proxy: {e:#}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
-        Some(Command::Probe(args)) => return img_proxy::probe::run(&args),
-        Some(Command::Placement(args)) => {
-            print!("{}", img_proxy::cluster::placement_demo::report(&args));
-            return ExitCode::SUCCESS;
-        }
-        Some(Command::Sign(args)) => {
-            return match img_proxy::edge::sign_cli::run(&args) {
-                Ok(path) => {
-                    println!("{path}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("img-proxy: {e}");
-                    ExitCode::from(2)
-                }
-            };
-        }
-        #[cfg(feature = "avif-decode")]
-        Some(Command::DecodeAvif(args)) => {
-            return img_proxy::pipeline::avif::child::child_main(&args);
-        }
+        Some(tool) => return run_tool(tool),
     };
     let config = match args.into_config(role) {
         Ok(c) => c,
@@ -76,6 +28,67 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
+    run_node(config)
+}
+
+/// Help and version go to stdout with success; a usage error is one clear
+/// line: clap's first line names the flag and, as its value name, the
+/// environment variable.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = e.render().to_string();
+    let line = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments");
+    eprintln!("img-proxy: {}", line.trim_start_matches("error: "));
+    ExitCode::from(2)
+}
+
+/// The subcommands that are not a node: `transform`, `probe`,
+/// `placement`, `sign` and the internal AVIF decoder.
+fn run_tool(tool: Command) -> ExitCode {
+    match tool {
+        Command::Transform(args) => match img_proxy::pipeline::cli::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("img-proxy: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Probe(args) => img_proxy::probe::run(&args),
+        Command::Placement(args) => {
+            print!("{}", img_proxy::cluster::placement_demo::report(&args));
+            ExitCode::SUCCESS
+        }
+        Command::Sign(args) => match img_proxy::edge::sign_cli::run(&args) {
+            Ok(path) => {
+                println!("{path}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("img-proxy: {e}");
+                ExitCode::from(2)
+            }
+        },
+        #[cfg(feature = "avif-decode")]
+        Command::DecodeAvif(args) => img_proxy::pipeline::avif::child::child_main(&args),
+        Command::Standalone(_) | Command::Gateway(_) | Command::Worker(_) => {
+            unreachable!("node roles are started by main")
+        }
+    }
+}
+
+/// Runs a gateway, worker or standalone node until it is told to stop.
+fn run_node(config: Config) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

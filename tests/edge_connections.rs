@@ -156,19 +156,11 @@ fn fresh_client() -> reqwest::Client {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_thousand_slow_header_clients_do_not_starve_health_or_cache_hits() {
-    let origin = Origin::start().await;
-    let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
-    let gossip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
-    let node = Node::spawn_limited("", "besieged", http, gossip, &[], Some(1024));
-    node.wait_up().await;
-    let source = origin.url("/img/besieged.png");
-    assert_eq!(get_image(&node, &source, &[]).await.status(), 200);
-
-    // The attack runs on its own thread and runtime, as another machine would.
-    let attack_for = Duration::from_secs(4);
-    let attacker = std::thread::spawn(move || {
+/// Slow-header clients (2,000, or `ATTACKERS`) against `http` for
+/// `attack_for`, on their own thread and runtime, as another machine would
+/// run them; the thread returns how many connections they made.
+fn attack(http: SocketAddr, attack_for: Duration) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -188,9 +180,12 @@ async fn two_thousand_slow_header_clients_do_not_starve_health_or_cache_hits() {
             }
             connects
         })
-    });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    })
+}
 
+/// Twenty probes, alternately `/health` and a cached image (which must be
+/// a HIT), each on a new connection; their times, sorted.
+async fn probe_times(node: &Node, source: &str) -> Vec<Duration> {
     let probe = fresh_client();
     let mut times = Vec::new();
     let image_url = format!("{}?url={}", node.url("/image"), source);
@@ -214,8 +209,25 @@ async fn two_thousand_slow_header_clients_do_not_starve_health_or_cache_hits() {
         times.push(started.elapsed());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let connects = attacker.join().unwrap();
     times.sort();
+    times
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_slow_header_clients_do_not_starve_health_or_cache_hits() {
+    let origin = Origin::start().await;
+    let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    let gossip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let node = Node::spawn_limited("", "besieged", http, gossip, &[], Some(1024));
+    node.wait_up().await;
+    let source = origin.url("/img/besieged.png");
+    assert_eq!(get_image(&node, &source, &[]).await.status(), 200);
+
+    let attacker = attack(http, Duration::from_secs(4));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let times = probe_times(&node, &source).await;
+    let connects = attacker.join().unwrap();
     let (median, worst) = (times[times.len() / 2], times[times.len() - 1]);
     eprintln!(
         "slow clients made {connects} connections; probes: median {median:?}, worst {worst:?}"

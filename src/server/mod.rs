@@ -113,6 +113,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         max_connections = cfg.max_connections,
         "img-proxy node started"
     );
+    serve(&cfg, listener, app, connections, membership, disk).await
+}
+
+/// Serves until a shutdown signal, then gives the disk tier its last
+/// writes.
+async fn serve(
+    cfg: &Config,
+    listener: tokio::net::TcpListener,
+    app: Router,
+    connections: Arc<Connections>,
+    membership: Option<Arc<Membership>>,
+    disk: Option<Arc<DiskTier>>,
+) -> anyhow::Result<()> {
     let serve_cfg = edge::serve::ServeConfig {
         deadlines: edge::connections::Deadlines {
             header_read: cfg.header_read_timeout,
