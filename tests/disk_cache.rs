@@ -11,17 +11,18 @@ use common::*;
 /// A worker (in a standalone node, which runs the same worker code without
 /// gossip) caching into `dir`.
 async fn node_on(dir: &Path, http: std::net::SocketAddr) -> Node {
+    node_with(dir, http, &[]).await
+}
+
+/// [`node_on`] with further settings.
+async fn node_with(dir: &Path, http: std::net::SocketAddr, extra: &[(&str, String)]) -> Node {
     let gossip = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
-    let node = Node::spawn_at(
-        "",
-        "disk",
-        http,
-        gossip,
-        &[
-            ("CACHE_DIR", dir.display().to_string()),
-            ("CACHE_DISK_BYTES", "64MiB".into()),
-        ],
-    );
+    let mut env = vec![
+        ("CACHE_DIR", dir.display().to_string()),
+        ("CACHE_DISK_BYTES", "64MiB".into()),
+    ];
+    env.extend(extra.iter().cloned());
+    let node = Node::spawn_at("", "disk", http, gossip, &env);
     node.wait_up().await;
     node
 }
@@ -150,4 +151,27 @@ async fn a_damaged_disk_entry_is_refetched_never_served() {
     assert!(node.logs().contains("damaged disk cache entry"));
     let r = get_image(&node, &source, &[]).await;
     assert_eq!(header(&r, "x-cache"), "HIT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_that_expired_while_the_worker_was_down_is_fetched_again() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    let ttl = [("CACHE_TTL", "2s".to_string())];
+    let mut node = node_with(dir.path(), http, &ttl).await;
+    let source = origin.url("/img/expire.png");
+    let r = get_image(&node, &source, &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-cache"), "MISS");
+    node.signal("TERM");
+    wait_exit(&mut node).await;
+    // Down for longer than the TTL: the disk copy is stale on return.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let node = node_with(dir.path(), http, &ttl).await;
+    let r = get_image(&node, &source, &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-cache"), "MISS", "log:\n{}", node.logs());
+    assert_eq!(origin.hits("/img/expire.png"), 2);
 }
