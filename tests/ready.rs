@@ -49,6 +49,7 @@ async fn gateway_is_ready_only_once_it_sees_a_worker() {
 
     let http = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
     let worker = Node::spawn_at("worker", "ready-wk", http, seed, &env);
+    worker.wait_up().await;
     wait_ready_status(&worker, 200, Duration::from_secs(10)).await;
     wait_ready_status(&gateway, 200, Duration::from_secs(15)).await;
     assert_eq!(status(&gateway, "/ready").await.1, "ready\n");
