@@ -125,3 +125,30 @@ async fn the_page_is_served_under_a_strict_content_security_policy() {
     assert_eq!(d["workers"][0]["name"], "solo");
     assert_eq!(d["workers"][0]["hash_share"], 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_worker_is_listed_dead_and_leaves_the_worker_rows() {
+    let mut cluster = Cluster::start(1, 2, &[]).await;
+    cluster.workers[1].kill().await;
+    let gw = &cluster.gateways[0];
+    gw.wait_members("worker", &["worker-0"], Duration::from_secs(20))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the reused report
+    let d = dashboard(gw).await;
+    let workers: Vec<&str> = d["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(workers, ["worker-0"], "{d:#}");
+    assert_eq!(worker(&d, "worker-0")["hash_share"], 1.0);
+    let dead = d["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "worker-1")
+        .unwrap_or_else(|| panic!("worker-1 forgotten: {d:#}"));
+    assert_eq!(dead["state"], "dead", "{d:#}");
+    assert_eq!(dead["uptime_seconds"], 0, "{d:#}");
+}

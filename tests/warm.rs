@@ -60,6 +60,9 @@ async fn a_first_run_fills_the_cache_and_a_second_is_all_hits() {
     assert!(out.contains("status: 200: 3\n"), "{out}");
     assert!(out.contains("cache: 0 hits, 3 misses"), "{out}");
     assert!(out.contains("slowest:") && out.contains(&urls[2]), "{out}");
+    // stderr is not a terminal here: plain progress lines, the last at 100%.
+    assert!(err.contains("warm: 3/3 (100%), "), "{err}");
+    assert!(err.contains(", 0 failed"), "{err}");
     let bytes: u64 = out
         .split("bytes: ")
         .nth(1)

@@ -134,8 +134,8 @@ fn execute(args: &WarmArgs, plan: Plan, list: list::UrlList) -> ExitCode {
                 async {}
             }),
     );
-    progress.finish();
     let tally = tally.into_inner().unwrap_or_else(|e| e.into_inner());
+    progress.finish(tally.failures.len());
     print!("{}", tally.summary(started.elapsed(), list.duplicates));
     if tally.failures.is_empty() {
         return ExitCode::SUCCESS;

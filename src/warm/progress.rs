@@ -67,10 +67,14 @@ impl Progress {
         }
     }
 
-    /// Clears the bar, before the summary is printed.
-    pub fn finish(&self) {
-        if let Progress::Bar(bar) = self {
-            bar.finish_and_clear();
+    /// Clears the bar, or prints the last plain line, before the summary.
+    pub fn finish(&self, failed: usize) {
+        match self {
+            Progress::Bar(bar) => bar.finish_and_clear(),
+            Progress::Lines(lines) => {
+                let l = lines.lock().unwrap_or_else(|e| e.into_inner());
+                eprintln!("{}", l.line(failed));
+            }
         }
     }
 }
