@@ -152,3 +152,34 @@ async fn a_killed_worker_is_listed_dead_and_leaves_the_worker_rows() {
     assert_eq!(dead["state"], "dead", "{d:#}");
     assert_eq!(dead["uptime_seconds"], 0, "{d:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_stopped_with_sigterm_is_listed_left_not_dead() {
+    let cluster = Cluster::start(1, 2, &[]).await;
+    cluster.workers[1].signal("TERM");
+    let gw = &cluster.gateways[0];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        let d = dashboard(gw).await;
+        let state = d["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "worker-1")
+            .map(|m| m["state"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("worker-1 forgotten: {d:#}"));
+        if seen.last() != Some(&state) {
+            seen.push(state.clone());
+        }
+        if state == "left" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "states seen: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!seen.contains(&"dead".to_string()), "states seen: {seen:?}");
+}
