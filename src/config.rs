@@ -58,6 +58,10 @@ pub enum Command {
     /// Prints a signed `/image` path for a source URL and options
     /// (e.g. `img-proxy sign --key K https://example.com/a.jpg w=300 format=webp`).
     Sign(crate::edge::sign_cli::SignArgs),
+    /// Asks a gateway for every URL of a list (one per line) to fill the
+    /// caches before traffic arrives, with progress and a summary
+    /// (e.g. `img-proxy warm urls.txt --gateway http://localhost:8080 w=300`).
+    Warm(crate::warm::WarmArgs),
     /// Internal: decodes one AVIF from stdin to raw pixels on stdout. The
     /// workers run it as a child process so that a crash of the AV1
     /// decoder on hostile input cannot take the worker down.

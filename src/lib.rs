@@ -30,6 +30,8 @@
 //! - [`error`]: the one place where errors become HTTP statuses;
 //!   [`error_chain`] renders an error and its causes on one line for logs.
 //! - [`probe`]: `img-proxy probe URL`, the image's own healthcheck.
+//! - [`warm`]: `img-proxy warm URLS.txt --gateway ...`, fills the caches
+//!   from a list of URLs.
 
 pub mod cluster;
 pub mod config;
@@ -42,5 +44,6 @@ pub mod pipeline;
 pub mod probe;
 pub mod protocol;
 pub mod server;
+pub mod warm;
 pub mod worker;
 pub mod worker_api;

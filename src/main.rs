@@ -54,7 +54,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 }
 
 /// The subcommands that are not a node: `transform`, `probe`,
-/// `placement`, `sign` and the internal AVIF decoder.
+/// `placement`, `sign`, `warm` and the internal AVIF decoder.
 fn run_tool(tool: Command) -> ExitCode {
     match tool {
         Command::Transform(args) => match img_proxy::pipeline::cli::run(args) {
@@ -79,6 +79,7 @@ fn run_tool(tool: Command) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Warm(args) => img_proxy::warm::run(&args),
         #[cfg(feature = "avif-decode")]
         Command::DecodeAvif(args) => img_proxy::pipeline::avif::child::child_main(&args),
         Command::Standalone(_) | Command::Gateway(_) | Command::Worker(_) => {

@@ -7,7 +7,8 @@
 //! be an open fetcher for anyone who can reach its port.
 //!
 //! Besides the lookup and the fill, `DELETE /v1/cache?url=U&at=T` is the
-//! purge extension (see [`crate::protocol::purge`]): `{"removed": N}`.
+//! purge extension (see [`crate::protocol::purge`]): `{"removed": N}`, and
+//! `GET /v1/stats` the dashboard's (cache entries, bytes, hits, misses).
 //!
 //! It sits beside [`crate::worker`], not inside it, because it turns the
 //! worker's errors into HTTP answers through [`crate::error`], which itself
@@ -36,7 +37,7 @@ use crate::protocol::purge::parse_purge_query;
 use crate::protocol::RequestError;
 use crate::protocol::{
     image_response, parse_image_query, CacheStatus, FillRequest, ImageAnswer, LocalWorker,
-    FILL_PATH, LOOKUP_PATH,
+    FILL_PATH, LOOKUP_PATH, STATS_PATH,
 };
 use crate::worker::cache::CachedImage;
 use crate::worker::Worker;
@@ -62,6 +63,7 @@ pub fn routes(worker: Arc<Worker>, keys: ClusterKeys, metrics: EdgeMetrics) -> R
     Router::new()
         .route(LOOKUP_PATH, get(lookup))
         .route(FILL_PATH, post(fill).delete(purge))
+        .route(STATS_PATH, get(stats))
         .with_state(worker)
         .layer(middleware::from_fn_with_state(
             Arc::new(auth),
@@ -162,6 +164,11 @@ fn answer(worker: &Worker, img: &CachedImage, cache: CacheStatus) -> Response {
 /// one).
 pub struct InProcess(pub Arc<Worker>);
 
+/// `GET /v1/stats`: the cache figures, for the gateways' dashboard.
+async fn stats(State(worker): State<Arc<Worker>>) -> Json<crate::protocol::WorkerStats> {
+    Json(worker.stats().await)
+}
+
 /// `DELETE /v1/cache?url=U&at=T`: the purge extension of the internal API.
 async fn purge(State(worker): State<Arc<Worker>>, RawQuery(query): RawQuery) -> Response {
     match parse_purge_query(query.as_deref()) {
@@ -185,5 +192,9 @@ impl LocalWorker for InProcess {
 
     fn purge<'a>(&'a self, url: &'a Url, at: SystemTime) -> crate::protocol::PurgeFuture<'a> {
         Box::pin(self.0.purge(url.as_str(), at))
+    }
+
+    fn stats(&self) -> crate::protocol::StatsFuture<'_> {
+        Box::pin(self.0.stats())
     }
 }

@@ -402,6 +402,28 @@ impl Membership {
         &self.self_name
     }
 
+    /// Every node gossip knows of, live or not, newest generation per
+    /// name, sorted by name: the dashboard's member list. Dead nodes stay
+    /// known for chitchat's grace period (an hour).
+    pub async fn known_nodes(&self) -> Vec<KnownNode> {
+        self.handle
+            .with_chitchat(|chitchat| {
+                let live: std::collections::HashSet<&ChitchatId> = chitchat.live_nodes().collect();
+                let mut newest: BTreeMap<String, KnownNode> = BTreeMap::new();
+                for (id, state) in chitchat.node_states() {
+                    let node = known_node(id, state, live.contains(id));
+                    match newest.get(&node.name) {
+                        Some(n) if n.started_ms >= node.started_ms => {}
+                        _ => {
+                            newest.insert(node.name.clone(), node);
+                        }
+                    }
+                }
+                newest.into_values().collect()
+            })
+            .await
+    }
+
     /// Announces that this node is leaving, waits two gossip rounds for the
     /// news to spread, then stops gossiping.
     ///
@@ -483,6 +505,65 @@ fn member_keys(state: &NodeState) -> Option<(Role, SocketAddr)> {
     let role = state.get(KEY_ROLE)?.parse::<Role>().ok()?;
     let http_addr = state.get(KEY_HTTP_ADDR)?.parse::<SocketAddr>().ok()?;
     Some((role, http_addr))
+}
+
+/// A node as gossip knows it, live or not (see [`Membership::known_nodes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownNode {
+    pub name: String,
+    /// `None` while the node has not published a valid role and address.
+    pub role: Option<Role>,
+    pub http_addr: Option<SocketAddr>,
+    /// Start of this incarnation (its gossip generation), Unix ms.
+    pub started_ms: u64,
+    pub state: Liveness,
+}
+
+/// Where a known node stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Heartbeating and serving: routed to.
+    Live,
+    /// Heartbeating, but announced it is leaving: no longer routed to.
+    Leaving,
+    /// Stopped after announcing it was leaving.
+    Left,
+    /// Silent without having said goodbye (crashed, cut off).
+    Dead,
+    /// Heartbeating but has not published its role and address yet.
+    Joining,
+}
+
+impl Liveness {
+    /// The name shown on the dashboard.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Liveness::Live => "live",
+            Liveness::Leaving => "leaving",
+            Liveness::Left => "left",
+            Liveness::Dead => "dead",
+            Liveness::Joining => "joining",
+        }
+    }
+}
+
+fn known_node(id: &ChitchatId, state: &NodeState, heartbeating: bool) -> KnownNode {
+    let keys = member_keys(state);
+    let leaving = state.get(KEY_LEAVING).is_some();
+    let status = match (heartbeating, leaving, keys.is_some()) {
+        (true, true, _) => Liveness::Leaving,
+        (true, false, true) => Liveness::Live,
+        (true, false, false) => Liveness::Joining,
+        (false, true, _) => Liveness::Left,
+        (false, false, _) => Liveness::Dead,
+    };
+    KnownNode {
+        name: id.node_id.to_string(),
+        role: keys.map(|(role, _)| role),
+        http_addr: keys.map(|(_, addr)| addr),
+        started_ms: id.generation_id,
+        state: status,
+    }
 }
 
 /// Builds the member list from chitchat's live nodes (already filtered by the

@@ -23,8 +23,15 @@ pub fn run(args: &SignArgs) -> Result<String, String> {
     if args.key.is_empty() {
         return Err("--key is empty".into());
     }
-    let mut options = Vec::with_capacity(args.options.len());
-    for item in &args.options {
+    let options = parse_options(&args.options)?;
+    Ok(signed_path(args.key.as_bytes(), &args.url, &options))
+}
+
+/// `NAME=VALUE` items (image options as they appear in the query), as
+/// pairs; `url` and `sig` are not options. Shared with `img-proxy warm`.
+pub fn parse_options(items: &[String]) -> Result<Vec<(String, String)>, String> {
+    let mut options = Vec::with_capacity(items.len());
+    for item in items {
         let (k, v) = item
             .split_once('=')
             .ok_or_else(|| format!("{item:?} is not NAME=VALUE"))?;
@@ -35,5 +42,5 @@ pub fn run(args: &SignArgs) -> Result<String, String> {
         }
         options.push((k.to_string(), v.to_string()));
     }
-    Ok(signed_path(args.key.as_bytes(), &args.url, &options))
+    Ok(options)
 }

@@ -9,9 +9,11 @@
 //! not failed requests. In a standalone node the "cluster" is the worker in
 //! the same process, called directly.
 
+pub mod dashboard;
 mod forward;
 mod purge;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,6 +54,9 @@ pub struct Gateway {
     admin_token: Option<String>,
     /// Purge records this gateway made or heard, published in gossip.
     purges: Arc<PurgeList>,
+    /// `/image` requests answered, whatever the status (the dashboard's
+    /// request rate).
+    answered: AtomicU64,
 }
 
 impl Gateway {
@@ -76,6 +81,7 @@ impl Gateway {
             fill_timeout: fetch_timeout + Duration::from_secs(30),
             admin_token,
             purges,
+            answered: AtomicU64::new(0),
         }))
     }
 
@@ -85,6 +91,11 @@ impl Gateway {
             Backends::Local(_) => 1,
             Backends::Cluster { membership, .. } => membership.live_workers().len(),
         }
+    }
+
+    /// `/image` requests answered since start, whatever the status.
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
     }
 }
 
@@ -128,6 +139,7 @@ async fn image(
     gw.metrics
         .request_duration
         .observe(started.elapsed().as_secs_f64());
+    gw.answered.fetch_add(1, Ordering::Relaxed);
     resp
 }
 

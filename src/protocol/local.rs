@@ -7,10 +7,14 @@ use std::time::SystemTime;
 use axum::response::Response;
 use url::Url;
 
+use super::stats::WorkerStats;
 use crate::pipeline::TransformOptions;
 
 /// The boxed future of [`LocalWorker::purge`]: the entries removed.
 pub type PurgeFuture<'a> = Pin<Box<dyn Future<Output = usize> + Send + 'a>>;
+
+/// The boxed future of [`LocalWorker::stats`].
+pub type StatsFuture<'a> = Pin<Box<dyn Future<Output = WorkerStats> + Send + 'a>>;
 
 /// The boxed future of [`LocalWorker::get_or_fill`].
 pub type FillFuture<'a> = Pin<Box<dyn Future<Output = Result<Response, Response>> + Send + 'a>>;
@@ -24,4 +28,7 @@ pub trait LocalWorker: Send + Sync {
 
     /// Drops every cached copy of `url` stored at or before `at`.
     fn purge<'a>(&'a self, url: &'a Url, at: SystemTime) -> PurgeFuture<'a>;
+
+    /// The cache figures, as `GET /v1/stats` reports them.
+    fn stats(&self) -> StatsFuture<'_>;
 }

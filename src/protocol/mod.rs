@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /v1/image?url=U&w=..` ([`LOOKUP_PATH`]) | 200 with the cached image, or 404 when not cached |
 //! | `POST /v1/cache` `{"url": U, "w": ..}` ([`FILL_PATH`], [`FillRequest`]) | fetches, caches and returns the image, or the error |
+//! | `GET /v1/stats` ([`STATS_PATH`]) | the worker's cache figures ([`WorkerStats`]), for the dashboard |
 //!
 //! Both carry the cluster signature ([`header::CLUSTER_AUTH`]) and the
 //! request id ([`RequestId`]). A worker's answer carries the headers of
@@ -22,6 +23,7 @@ mod request;
 mod request_id;
 mod response;
 mod source_url;
+mod stats;
 
 /// Worker: is this image cached? Answers the image or 404.
 pub const LOOKUP_PATH: &str = "/v1/image";
@@ -30,8 +32,9 @@ pub const FILL_PATH: &str = "/v1/cache";
 /// Gateway: the public image endpoint.
 pub const PUBLIC_IMAGE_PATH: &str = "/image";
 
-pub use local::{FillFuture, LocalWorker, PurgeFuture};
+pub use local::{FillFuture, LocalWorker, PurgeFuture, StatsFuture};
 pub use request::{parse_image_query, FillRequest, RequestError};
 pub use request_id::RequestId;
 pub use response::{image_response, CacheStatus, ImageAnswer};
 pub use source_url::{check_source_url, parse_source_url, SourceUrlError};
+pub use stats::{WorkerStats, STATS_PATH};

@@ -2,7 +2,7 @@
 //!
 //! Every node serves `/health` and `/metrics` ([`node_routes`]) and
 //! `/ready` ([`ready`]). A gateway
-//! (or standalone node) adds the public `/image`; a worker adds the
+//! (or standalone node) adds the public `/image` and `/dashboard`; a worker adds the
 //! internal `/v1/*` API. Cluster roles also join gossip. On SIGTERM or
 //! Ctrl-C a node leaves as [`shutdown`] describes. This module only builds
 //! the parts and wires them together; each part lives in its own module.
@@ -100,9 +100,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         _ => None,
     };
     let public = gateway.map(|g| {
+        let dashboard = gateway::dashboard::Dashboard::start(
+            Arc::clone(&g),
+            cfg.name.clone(),
+            cfg.role,
+            advertise_http,
+        );
         gateway::routes(g, |image| {
             edge::guard(image, &cfg.edge, edge_metrics.clone())
         })
+        .merge(gateway::dashboard::routes(dashboard))
     });
     let app = router(node, public, worker_api, edge_metrics);
     info!(

@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod fetch_slots;
 pub mod netguard;
 pub mod purge;
+mod stats;
 pub mod tiers;
 
 use std::sync::Arc;
