@@ -220,3 +220,22 @@ async fn past_stale_ttl_with_the_origin_down_gives_the_usual_error() {
         0.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_gone_at_its_origin_is_dropped_by_the_revalidation() {
+    let origin = Origin::start().await;
+    let path = origin.put("removed.png", png("removed", 40, 30), "image/png");
+    let source = origin.url(&path);
+    let node = node("1h").await;
+    expect(get_image(&node, &source, &[]).await, "MISS").await;
+    expect(get_image(&node, &source, &[("w", "20")]).await, "MISS").await;
+    origin.fail(Some(404));
+    expire().await;
+
+    expect(get_image(&node, &source, &[("w", "20")]).await, "STALE").await;
+    wait_revalidations(&node, "changed", 1.0).await;
+    let r = get_image(&node, &source, &[]).await;
+    assert_eq!(r.status(), 404);
+    let r = get_image(&node, &source, &[("w", "20")]).await;
+    assert_eq!(r.status(), 404);
+}

@@ -9,17 +9,18 @@
 //! fetch slots as a fill. A 304, or a full answer with the same bytes,
 //! renews the original and its variants without re-encoding anything;
 //! changed bytes replace the original and drop its variants, which are
-//! made again on demand; a failure (origin down, 5xx, timeout) leaves the
+//! made again on demand; a 404 or 410 drops every copy (counted as
+//! `changed`); a failure (origin down, 5xx, timeout) leaves the
 //! stale entry to be served until its stale window runs out, after which
 //! requests get the fill's usual error.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use tracing::{info, warn};
 use url::Url;
 
-use super::fetch::Conditional;
+use super::fetch::{Conditional, FetchError};
 use super::revalidations::Release;
 use super::{Worker, WorkerError};
 use crate::metrics::RevalidationLabel;
@@ -86,6 +87,15 @@ impl Worker {
         });
     }
 
+    /// The origin says the image is gone (404, 410): every copy of it held
+    /// here is dropped, as by a purge (local only), so requests get the
+    /// origin's 404 instead of an image it no longer serves.
+    async fn drop_gone(&self, url: &Url) {
+        self.tiers.purges().record(url.as_str(), SystemTime::now());
+        let removed = self.tiers.remove_source(url.as_str()).await;
+        info!(url = %url, removed, "origin no longer has the image; dropped");
+    }
+
     /// Asks the origin whether the original of `url` changed, and renews
     /// or replaces what the tiers hold accordingly.
     async fn revalidate(&self, url: &Url) -> Result<Outcome, WorkerError> {
@@ -108,7 +118,18 @@ impl Worker {
         self.metrics
             .fetch_duration
             .observe(started.elapsed().as_secs_f64());
-        let answer = result.inspect_err(|e| self.count_error(e.kind()))?;
+        let answer = match result {
+            Ok(answer) => answer,
+            Err(FetchError::NotFound) => {
+                self.count_error(FetchError::NotFound.kind());
+                self.drop_gone(url).await;
+                return Ok(Outcome::Changed);
+            }
+            Err(e) => {
+                self.count_error(e.kind());
+                return Err(e.into());
+            }
+        };
         match (answer, held) {
             (Conditional::NotModified(fresh), Some(held)) => {
                 // A 304 may update the validators; keep ours otherwise.
