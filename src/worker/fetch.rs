@@ -519,6 +519,20 @@ mod tests {
                 }),
             )
             .route(
+                "/versioned",
+                get(|h: AxHeaders| async move {
+                    let etag = "\"v1\"";
+                    if h.get(header::IF_NONE_MATCH).is_some_and(|v| v == etag) {
+                        return (AxStatus::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+                    }
+                    let headers = [
+                        (header::ETAG, etag),
+                        (header::LAST_MODIFIED, "Mon, 02 Jan 2006 15:04:05 GMT"),
+                    ];
+                    (headers, &b"\x89PNG fake"[..]).into_response()
+                }),
+            )
+            .route(
                 "/headers",
                 get(|h: AxHeaders| async move {
                     let mut out = String::new();
@@ -609,6 +623,31 @@ mod tests {
         assert_eq!(&f.body[..], b"\x89PNG fake");
         assert_eq!(f.content_type.as_deref(), Some("image/png"));
         assert_eq!(f.final_url, url);
+    }
+
+    #[tokio::test]
+    async fn a_conditional_fetch_with_the_current_etag_is_not_modified() {
+        let origin = start_origin("127.0.0.1").await;
+        let c = client(&["127.0.0.1/32"]);
+        let url = origin.url("/versioned");
+        let f = fetch_ok(&c, &url).await;
+        assert_eq!(f.validators.etag.as_deref(), Some("\"v1\""));
+        assert!(f.validators.last_modified.is_some());
+        match c.fetch_if_changed(&url, &f.validators).await {
+            Ok(Conditional::NotModified(v)) => assert_eq!(v.etag.as_deref(), Some("\"v1\"")),
+            other => panic!("expected 304, got {other:?}"),
+        }
+        let old = Validators {
+            etag: Some("\"v0\"".into()),
+            last_modified: None,
+        };
+        match c.fetch_if_changed(&url, &old).await {
+            Ok(Conditional::Changed(f)) => assert_eq!(&f.body[..], b"\x89PNG fake"),
+            other => panic!("expected the full image, got {other:?}"),
+        }
+        // Without validators the request is plain: the full image.
+        let plain = c.fetch_if_changed(&url, &Validators::default()).await;
+        assert!(matches!(plain, Ok(Conditional::Changed(_))));
     }
 
     #[tokio::test]
