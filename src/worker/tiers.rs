@@ -220,3 +220,86 @@ impl Tiers {
         self.persist(url, &original).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use prometheus_client::metrics::counter::Counter;
+
+    use super::*;
+
+    const URL: &str = "http://origin.example/a.png";
+    const VARIANT: &str = "http://origin.example/a.png\nw=20";
+
+    fn tiers() -> Tiers {
+        let memory = ImageCache::with_stale(
+            1 << 20,
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+            Counter::default(),
+        );
+        let purges = Arc::new(PurgeList::standalone(Duration::from_secs(3600)));
+        Tiers::new(memory, None, purges)
+    }
+
+    /// An entry stored `ago` seconds back (so expired past 60 s).
+    fn entry(body: &'static [u8], ago: u64) -> CachedImage {
+        let mut img = CachedImage::new(Bytes::from_static(body), "image/png");
+        img.stored_at = SystemTime::now() - Duration::from_secs(ago);
+        img
+    }
+
+    /// A variant of `original`, as one read back from disk would be: made
+    /// from it, with its time and expiry, and not renewed since.
+    async fn put_old_variant(t: &Tiers, original: &CachedImage) {
+        let mut v = CachedImage::new(Bytes::from_static(b"variant"), "image/png");
+        v.stored_at = original.stored_at;
+        let v = v.fresh_until(t.memory.fresh_until(original));
+        t.memory.insert(VARIANT.into(), Arc::new(v)).await;
+    }
+
+    async fn freshness(t: &Tiers, key: &str) -> Option<Freshness> {
+        t.lookup(key, URL).await.map(|f| f.freshness)
+    }
+
+    #[tokio::test]
+    async fn an_expired_variant_follows_its_renewed_original() {
+        let t = tiers();
+        let original = entry(b"original", 120);
+        t.memory
+            .insert(URL.into(), Arc::new(entry(b"original", 120)))
+            .await;
+        put_old_variant(&t, &original).await;
+        assert_eq!(freshness(&t, URL).await, Some(Freshness::Stale));
+        assert_eq!(freshness(&t, VARIANT).await, Some(Freshness::Stale));
+
+        t.renew(URL, &original, Validators::default()).await;
+        assert_eq!(freshness(&t, URL).await, Some(Freshness::Fresh));
+        // Renewed in memory, and one that was not (read back from disk)
+        // follows the original when read.
+        assert_eq!(freshness(&t, VARIANT).await, Some(Freshness::Fresh));
+        put_old_variant(&t, &original).await;
+        let found = t.lookup(VARIANT, URL).await.unwrap();
+        assert_eq!(found.freshness, Freshness::Fresh);
+        assert!(t.memory.remaining_ttl(&found.image) > Duration::from_secs(50));
+    }
+
+    #[tokio::test]
+    async fn a_variant_of_replaced_bytes_is_dropped() {
+        let t = tiers();
+        let original = entry(b"original", 120);
+        t.memory
+            .insert(URL.into(), Arc::new(entry(b"original", 120)))
+            .await;
+        put_old_variant(&t, &original).await;
+
+        let new = entry(b"changed", 0);
+        t.replace(URL, Arc::new(new)).await;
+        assert_eq!(freshness(&t, VARIANT).await, None, "dropped from memory");
+        put_old_variant(&t, &original).await;
+        assert_eq!(freshness(&t, VARIANT).await, None, "refused when read");
+        assert_eq!(freshness(&t, URL).await, Some(Freshness::Fresh));
+    }
+}
