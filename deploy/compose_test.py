@@ -42,7 +42,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # documented variable must reach both roles. A new variable is checked
 # against both roles until it is listed here.
 WORKER_ONLY = {
-    "CACHE_MAX_BYTES", "CACHE_TTL", "CACHE_DIR", "CACHE_DISK_BYTES",
+    "CACHE_MAX_BYTES", "CACHE_TTL", "STALE_TTL", "CACHE_DIR", "CACHE_DISK_BYTES",
     "MAX_SOURCE_BYTES", "FETCH_TIMEOUT", "MAX_REDIRECTS",
     "ALLOWED_SOURCE_NETWORKS", "MAX_SOURCE_PIXELS", "MAX_ANIMATION_FRAMES",
     "MAX_QUEUE", "MAX_ORIGIN_FETCHES", "MAX_FETCHES_PER_HOST",

@@ -121,6 +121,12 @@ pub struct NodeArgs {
     #[arg(long, env = "CACHE_TTL", default_value = "1h", value_parser = parse_duration)]
     pub cache_ttl: Duration,
 
+    /// How long after expiry (`CACHE_TTL`) an entry may still be served,
+    /// marked `X-Cache: STALE`, while it is revalidated in the background
+    /// or while its origin is down (`0s`: never).
+    #[arg(long, env = "STALE_TTL", default_value = "1d", value_parser = parse_duration)]
+    pub stale_ttl: Duration,
+
     /// Directory of the worker's disk cache tier (it must exist and be
     /// writable); empty: memory only. Entries there survive restarts.
     #[arg(long, env = "CACHE_DIR", default_value = "")]
@@ -250,6 +256,8 @@ pub struct Config {
     pub cluster_secret: Option<String>,
     pub cache_max_bytes: u64,
     pub cache_ttl: Duration,
+    /// Stale window after `cache_ttl` (`STALE_TTL`).
+    pub stale_ttl: Duration,
     /// `None`: memory only.
     pub cache_dir: Option<std::path::PathBuf>,
     pub cache_disk_bytes: u64,
@@ -354,6 +362,7 @@ impl NodeArgs {
             cluster_secret,
             cache_max_bytes: self.cache_max_bytes,
             cache_ttl: self.cache_ttl,
+            stale_ttl: self.stale_ttl,
             cache_dir,
             cache_disk_bytes: self.cache_disk_bytes,
             admin_token: self.admin_token.filter(|t| !t.is_empty()),
@@ -578,6 +587,7 @@ mod tests {
         assert_eq!(cfg.gossip_addr, "0.0.0.0:7946".parse().unwrap());
         assert_eq!(cfg.cache_max_bytes, 256 << 20);
         assert_eq!(cfg.cache_ttl, Duration::from_secs(3600));
+        assert_eq!(cfg.stale_ttl, Duration::from_secs(86_400));
         assert_eq!(cfg.max_source_bytes, 20 << 20);
         assert_eq!(cfg.fetch_timeout, Duration::from_secs(10));
         assert_eq!(cfg.max_redirects, 5);

@@ -32,6 +32,12 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// Label of `cache_revalidations`: `304`, `changed` or `failed`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RevalidationLabel {
+    pub result: String,
+}
+
 /// Metrics a gateway exports.
 #[derive(Clone)]
 pub struct GatewayMetrics {
@@ -81,6 +87,10 @@ pub struct WorkerMetrics {
     pub cache_bytes: Gauge,
     /// Cache entries removed by purges.
     pub purged: Counter,
+    /// Answers of expired entries within `STALE_TTL` (`X-Cache: STALE`).
+    pub stale_answers: Counter,
+    /// Background revalidations, by result (`304`, `changed`, `failed`).
+    pub revalidations: Family<RevalidationLabel, Counter>,
     /// Bytes the disk tier's files occupy (sampled at scrape time).
     pub cache_disk_bytes: Gauge,
     /// The disk tier's counters (registered even without `CACHE_DIR`, at 0).
@@ -164,6 +174,17 @@ impl GatewayMetrics {
     }
 }
 
+/// The revalidation counters, each result present (at 0) from the start.
+fn revalidation_results() -> Family<RevalidationLabel, Counter> {
+    let family = Family::default();
+    for result in ["304", "changed", "failed"] {
+        drop(family.get_or_create(&RevalidationLabel {
+            result: result.to_string(),
+        }));
+    }
+    family
+}
+
 impl WorkerMetrics {
     /// Creates the worker's metrics, registered in `registry`.
     fn register(r: &mut Registry) -> WorkerMetrics {
@@ -210,6 +231,18 @@ impl WorkerMetrics {
                 "cache_purged_entries",
                 "Cache entries removed by purges (DELETE /image)",
                 Counter::default(),
+            ),
+            stale_answers: add(
+                r,
+                "cache_stale_answers",
+                "Expired entries served within STALE_TTL (X-Cache: STALE) while revalidated or while their origin is down",
+                Counter::default(),
+            ),
+            revalidations: add(
+                r,
+                "cache_revalidations",
+                "Background revalidations of expired entries, by result: 304 (renewed, also for the same bytes again), changed (replaced), failed",
+                revalidation_results(),
             ),
             cache_disk_bytes: add_in(
                 r,

@@ -114,7 +114,7 @@ async fn lookup(State(worker): State<Arc<Worker>>, req: Request) -> Response {
         Err(e) => return ApiError::from(e).into_response(),
     };
     match worker.lookup(&url, &opts).await {
-        Some(img) => answer(&worker, &img, CacheStatus::Hit),
+        Some(found) => answer(&worker, &found.image, found.cache),
         None => ApiError::NotCached.into_response(),
     }
 }

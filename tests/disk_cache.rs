@@ -158,7 +158,11 @@ async fn an_entry_that_expired_while_the_worker_was_down_is_fetched_again() {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
     let http = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
-    let ttl = [("CACHE_TTL", "2s".to_string())];
+    // No stale window: the expired copy may not be served at all.
+    let ttl = [
+        ("CACHE_TTL", "2s".to_string()),
+        ("STALE_TTL", "0s".to_string()),
+    ];
     let mut node = node_with(dir.path(), http, &ttl).await;
     let source = origin.url("/img/expire.png");
     let r = get_image(&node, &source, &[]).await;
@@ -174,4 +178,42 @@ async fn an_entry_that_expired_while_the_worker_was_down_is_fetched_again() {
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "x-cache"), "MISS", "log:\n{}", node.logs());
     assert_eq!(origin.hits("/img/expire.png"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_that_expired_while_the_worker_was_down_is_served_stale_then_revalidated() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+    let ttl = [
+        ("CACHE_TTL", "2s".to_string()),
+        ("STALE_TTL", "1h".to_string()),
+    ];
+    let mut node = node_with(dir.path(), http, &ttl).await;
+    let source = origin.url("/img/stale.png");
+    let (original, _) = warm(&node, &source).await;
+    node.signal("TERM");
+    wait_exit(&mut node).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Not a hit: expired; in the stale window, so answered at once as
+    // STALE while the origin is asked again in the background.
+    let node = node_with(dir.path(), http, &ttl).await;
+    let r = get_image(&node, &source, &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-cache"), "STALE", "log:\n{}", node.logs());
+    assert_eq!(&r.bytes().await.unwrap()[..], &original[..]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    // This origin sends no validators: the same bytes again count as 304.
+    while node
+        .metric("img_proxy_cache_revalidations_total{result=\"304\"}")
+        .await
+        < 1.0
+    {
+        assert!(std::time::Instant::now() < deadline, "not revalidated");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(origin.hits("/img/stale.png"), 2);
+    let r = get_image(&node, &source, &[]).await;
+    assert_eq!(header(&r, "x-cache"), "HIT");
 }

@@ -6,7 +6,8 @@
 
 pub use crate::cluster::auth::AUTH_HEADER as CLUSTER_AUTH;
 
-/// Whether the answer came from the cache (`HIT`) or was just made (`MISS`).
+/// Whether the answer came from the cache (`HIT`), was just made (`MISS`)
+/// or is an expired copy served while it is revalidated (`STALE`).
 pub const X_CACHE: &str = "x-cache";
 /// The name of the worker that answered.
 pub const X_SERVED_BY: &str = "x-served-by";

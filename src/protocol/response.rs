@@ -15,6 +15,9 @@ use super::header::{X_CACHE, X_CONTENT_TYPE_OPTIONS, X_SERVED_BY};
 pub enum CacheStatus {
     Hit,
     Miss,
+    /// From the cache, expired but within `STALE_TTL`: being revalidated,
+    /// or its origin is down.
+    Stale,
 }
 
 impl CacheStatus {
@@ -23,6 +26,7 @@ impl CacheStatus {
         match self {
             CacheStatus::Hit => "HIT",
             CacheStatus::Miss => "MISS",
+            CacheStatus::Stale => "STALE",
         }
     }
 }

@@ -157,11 +157,11 @@ const CLOSE_DISK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(
 fn purge_list(cfg: &Config, membership: &Option<Arc<Membership>>) -> Arc<PurgeList> {
     match membership {
         Some(m) => {
-            let list = Arc::new(PurgeList::new(cfg.cache_ttl));
+            let list = Arc::new(PurgeList::new(cfg.cache_ttl + cfg.stale_ttl));
             tokio::spawn(purge_sync::run(Arc::clone(m), Arc::clone(&list)));
             list
         }
-        None => Arc::new(PurgeList::standalone(cfg.cache_ttl)),
+        None => Arc::new(PurgeList::standalone(cfg.cache_ttl + cfg.stale_ttl)),
     }
 }
 
@@ -210,6 +210,7 @@ async fn build_worker(
     let worker_cfg = WorkerConfig {
         cache_max_bytes: cfg.cache_max_bytes,
         cache_ttl: cfg.cache_ttl,
+        stale_ttl: cfg.stale_ttl,
         fetch: FetchConfig {
             max_bytes: cfg.max_source_bytes,
             timeout: cfg.fetch_timeout,

@@ -16,6 +16,7 @@ use moka::future::Cache;
 use moka::notification::RemovalCause;
 use prometheus_client::metrics::counter::Counter;
 
+use super::fetch::Validators;
 use crate::pipeline::sniff::sniff;
 
 /// Bytes charged per entry on top of its body: key, headers, bookkeeping.
@@ -30,9 +31,18 @@ pub struct CachedImage {
     pub content_type: &'static str,
     /// Strong validator: a hash of the bytes, quoted as HTTP wants it.
     pub etag: String,
-    /// When the bytes were fetched or made: wall-clock time, so that it
-    /// means the same after a restart from the disk tier.
+    /// When the bytes were fetched (a variant carries its original's
+    /// time): wall-clock time, so that it means the same after a restart
+    /// from the disk tier. A revalidation that finds the image unchanged
+    /// keeps it; a changed image gets a new one, so a variant whose time
+    /// differs from its original's was made from older bytes.
     pub stored_at: SystemTime,
+    /// Until when it is fresh; `None`: `CACHE_TTL` after `stored_at`.
+    /// Renewed by a revalidation that finds the image unchanged.
+    pub fresh_until: Option<SystemTime>,
+    /// The origin's `ETag` / `Last-Modified` (originals only), sent back
+    /// when revalidating.
+    pub validators: Validators,
 }
 
 impl CachedImage {
@@ -44,10 +54,12 @@ impl CachedImage {
             body,
             content_type,
             stored_at: SystemTime::now(),
+            fresh_until: None,
+            validators: Validators::default(),
         }
     }
 
-    /// An entry read back from the disk tier, keeping its original time.
+    /// An entry read back from the disk tier, keeping its original times.
     /// The type comes from the bytes (the disk record checked they are an
     /// image we serve).
     pub fn restored(body: Bytes, stored_at: SystemTime) -> CachedImage {
@@ -57,34 +69,86 @@ impl CachedImage {
             ..CachedImage::new(body, content_type)
         }
     }
+
+    /// The same entry with its freshness set to `fresh_until`.
+    pub fn fresh_until(self, fresh_until: SystemTime) -> CachedImage {
+        CachedImage {
+            fresh_until: Some(fresh_until),
+            ..self
+        }
+    }
+
+    /// The same entry carrying the origin's validators.
+    pub fn with_validators(self, validators: Validators) -> CachedImage {
+        CachedImage { validators, ..self }
+    }
+
+    /// A copy sharing the bytes, with new freshness and validators: what
+    /// a revalidation that found the image unchanged stores.
+    pub fn renewed(&self, fresh_until: SystemTime, validators: Validators) -> CachedImage {
+        CachedImage {
+            body: self.body.clone(),
+            content_type: self.content_type,
+            etag: self.etag.clone(),
+            stored_at: self.stored_at,
+            fresh_until: Some(fresh_until),
+            validators,
+        }
+    }
 }
 
-/// The cache proper, with the TTL kept alongside so answers can say how long
-/// they may be reused (`Cache-Control: max-age`).
+/// How an entry may be served now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Within `CACHE_TTL`: a hit.
+    Fresh,
+    /// Expired less than `STALE_TTL` ago: served as `STALE` while it is
+    /// revalidated.
+    Stale,
+    /// Past both: never served.
+    Dead,
+}
+
+/// The cache proper, with the TTL (`CACHE_TTL`) and the stale window
+/// (`STALE_TTL`) kept alongside: entries stay in memory for both, and
+/// answers say how long they may be reused (`Cache-Control: max-age`).
 #[derive(Clone)]
 pub struct ImageCache {
     inner: Cache<String, Arc<CachedImage>>,
     ttl: Duration,
+    stale: Duration,
 }
 
 impl ImageCache {
-    /// A cache holding at most `max_bytes` (weighed) for at most `ttl`;
-    /// evictions for size or age are counted in `evictions`.
+    /// A cache holding at most `max_bytes` (weighed) for at most `ttl`,
+    /// without a stale window.
     pub fn new(max_bytes: u64, ttl: Duration, evictions: Counter) -> ImageCache {
+        ImageCache::with_stale(max_bytes, ttl, Duration::ZERO, evictions)
+    }
+
+    /// A cache holding at most `max_bytes` (weighed), each entry for at
+    /// most `ttl + stale` after it was stored; evictions for size or age
+    /// are counted in `evictions`.
+    pub fn with_stale(
+        max_bytes: u64,
+        ttl: Duration,
+        stale: Duration,
+        evictions: Counter,
+    ) -> ImageCache {
         let inner = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|key: &String, img: &Arc<CachedImage>| {
                 let w = img.body.len() as u64 + key.len() as u64 + ENTRY_OVERHEAD;
                 u32::try_from(w).unwrap_or(u32::MAX)
             })
-            .time_to_live(ttl)
+            .time_to_live(ttl.saturating_add(stale))
             .eviction_listener(move |_key, _value, cause| {
                 if matches!(cause, RemovalCause::Size | RemovalCause::Expired) {
                     evictions.inc();
                 }
             })
             .build();
-        ImageCache { inner, ttl }
+        ImageCache { inner, ttl, stale }
     }
 
     /// The entry for `key`, if cached and not expired.
@@ -107,10 +171,29 @@ impl ImageCache {
         self.inner.try_get_with(key, init).await
     }
 
+    /// Until when `img` is fresh.
+    pub fn fresh_until(&self, img: &CachedImage) -> SystemTime {
+        img.fresh_until.unwrap_or(img.stored_at + self.ttl)
+    }
+
+    /// Whether `img` is fresh, stale or dead now.
+    pub fn freshness(&self, img: &CachedImage) -> Freshness {
+        let until = self.fresh_until(img);
+        let now = SystemTime::now();
+        if now < until {
+            Freshness::Fresh
+        } else if now < until + self.stale {
+            Freshness::Stale
+        } else {
+            Freshness::Dead
+        }
+    }
+
     /// How much longer `img` may be served: what `max-age` should say.
     pub fn remaining_ttl(&self, img: &CachedImage) -> Duration {
-        let age = img.stored_at.elapsed().unwrap_or(Duration::ZERO);
-        self.ttl.saturating_sub(age)
+        self.fresh_until(img)
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
     }
 
     /// The freshness lifetime (`CACHE_TTL`).
@@ -133,16 +216,23 @@ impl ImageCache {
         self.inner.invalidate(key).await;
     }
 
+    /// The keys of the variants of `url` held in memory.
+    pub fn variant_keys(&self, url: &str) -> Vec<Arc<String>> {
+        let variant_prefix = format!("{url}\n");
+        self.inner
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with(&variant_prefix))
+            .collect()
+    }
+
     /// Removes the original of `url` and every variant made from it;
     /// returns how many entries that was.
     pub async fn remove_source(&self, url: &str) -> usize {
-        let variant_prefix = format!("{url}\n");
-        let keys: Vec<Arc<String>> = self
-            .inner
-            .iter()
-            .map(|(k, _)| k)
-            .filter(|k| k.as_str() == url || k.starts_with(&variant_prefix))
-            .collect();
+        let mut keys = self.variant_keys(url);
+        if self.inner.contains_key(url) {
+            keys.push(Arc::new(url.to_string()));
+        }
         for k in &keys {
             self.inner.invalidate(k.as_str()).await;
         }
@@ -208,5 +298,29 @@ mod tests {
         assert!(cache.remaining_ttl(&got.unwrap()) <= Duration::from_millis(200));
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(cache.get("k").await.is_none());
+    }
+
+    #[test]
+    fn entries_are_fresh_then_stale_then_dead() {
+        let cache = ImageCache::with_stale(
+            1 << 20,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Counter::default(),
+        );
+        let now = SystemTime::now();
+        let img = |stored_ago: u64| {
+            let mut img = CachedImage::new(Bytes::from_static(b"x"), "image/png");
+            img.stored_at = now - Duration::from_secs(stored_ago);
+            img
+        };
+        assert_eq!(cache.freshness(&img(10)), Freshness::Fresh);
+        assert_eq!(cache.freshness(&img(70)), Freshness::Stale);
+        assert_eq!(cache.remaining_ttl(&img(70)), Duration::ZERO);
+        assert_eq!(cache.freshness(&img(130)), Freshness::Dead);
+        // A renewal moves the expiry, not the time the bytes were stored.
+        let renewed = img(130).renewed(now + Duration::from_secs(30), Validators::default());
+        assert_eq!(cache.freshness(&renewed), Freshness::Fresh);
+        assert!(cache.remaining_ttl(&renewed) > Duration::from_secs(25));
     }
 }

@@ -82,6 +82,48 @@ pub struct Fetched {
     pub content_type: Option<String>,
     /// The URL the body came from after redirects, for logs and debugging.
     pub final_url: Url,
+    /// The origin's validators, kept for revalidating the entry later.
+    pub validators: Validators,
+}
+
+/// The origin's `ETag` and `Last-Modified` for one image: what a
+/// revalidation sends back as `If-None-Match` / `If-Modified-Since`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// Reads them from an origin answer's headers (unreadable ones are
+    /// dropped: a revalidation without them is a plain fetch).
+    fn from_headers(headers: &HeaderMap) -> Validators {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Validators {
+            etag: text(header::ETAG),
+            last_modified: text(header::LAST_MODIFIED),
+        }
+    }
+
+    /// Whether there is anything to make a request conditional with.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// The answer to a conditional fetch ([`OriginClient::fetch_if_changed`]).
+#[derive(Debug, Clone)]
+pub enum Conditional {
+    /// 304: what we hold is current; the origin's (possibly new)
+    /// validators.
+    NotModified(Validators),
+    /// A full answer: the image may or may not have changed.
+    Changed(Fetched),
 }
 
 /// Why a fetch failed. Each variant maps to one HTTP status the worker
@@ -172,24 +214,54 @@ impl OriginClient {
     /// Fetches `url`, following redirects, within the configured deadline
     /// and size limit. See the module docs for the safety rules applied.
     pub async fn fetch(&self, url: &Url) -> Result<Fetched, FetchError> {
-        match tokio::time::timeout(self.cfg.timeout, self.fetch_inner(url)).await {
+        match self.fetch_if_changed(url, &Validators::default()).await? {
+            Conditional::Changed(fetched) => Ok(fetched),
+            // Only a conditional request may be answered 304.
+            Conditional::NotModified(_) => Err(FetchError::Upstream(
+                "origin answered 304 to an unconditional request".to_owned(),
+            )),
+        }
+    }
+
+    /// [`OriginClient::fetch`], made conditional on `known` (`If-None-Match`,
+    /// `If-Modified-Since`) when it holds validators: the revalidation of a
+    /// cached image. The same rules apply (address guard, redirects,
+    /// deadline, size cap).
+    pub async fn fetch_if_changed(
+        &self,
+        url: &Url,
+        known: &Validators,
+    ) -> Result<Conditional, FetchError> {
+        match tokio::time::timeout(self.cfg.timeout, self.fetch_inner(url, known)).await {
             Ok(result) => result,
             Err(_elapsed) => Err(FetchError::Timeout),
         }
     }
 
-    async fn fetch_inner(&self, url: &Url) -> Result<Fetched, FetchError> {
+    /// One GET with the conditional headers `known` calls for.
+    async fn send(&self, url: &Url, known: &Validators) -> Result<reqwest::Response, FetchError> {
+        let mut req = self.client.get(url.clone());
+        if let Some(etag) = &known.etag {
+            req = req.header(header::IF_NONE_MATCH, etag);
+        }
+        if let Some(date) = &known.last_modified {
+            req = req.header(header::IF_MODIFIED_SINCE, date);
+        }
+        req.send().await.map_err(|e| map_send_error(&e))
+    }
+
+    async fn fetch_inner(&self, url: &Url, known: &Validators) -> Result<Conditional, FetchError> {
         self.check_url(url)?;
         let mut current = url.clone();
         let mut hops: u32 = 0;
         loop {
-            let resp = self
-                .client
-                .get(current.clone())
-                .send()
-                .await
-                .map_err(|e| map_send_error(&e))?;
+            let resp = self.send(&current, known).await?;
             let status = resp.status();
+            if status == StatusCode::NOT_MODIFIED && !known.is_empty() {
+                return Ok(Conditional::NotModified(Validators::from_headers(
+                    resp.headers(),
+                )));
+            }
 
             if is_followed_redirect(status) {
                 let next = redirect_target(&current, status, resp.headers())?;
@@ -225,7 +297,10 @@ impl OriginClient {
                 return Err(FetchError::Upstream(format!("origin answered {status}")));
             }
 
-            return self.read_body(resp, current).await;
+            return self
+                .read_body(resp, current)
+                .await
+                .map(Conditional::Changed);
         }
     }
 
@@ -244,6 +319,7 @@ impl OriginClient {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let validators = Validators::from_headers(resp.headers());
 
         let prealloc = declared.unwrap_or(0).min(limit).min(MAX_PREALLOC);
         let mut buf = BytesMut::with_capacity(usize::try_from(prealloc).unwrap_or(0));
@@ -263,6 +339,7 @@ impl OriginClient {
             body: buf.freeze(),
             content_type,
             final_url,
+            validators,
         })
     }
 
@@ -282,8 +359,9 @@ impl OriginClient {
     }
 }
 
-/// Statuses we follow. 300 (no single target), 304 (we never send
-/// conditional requests) and 305/306 (obsolete) are not redirects for us.
+/// Statuses we follow. 300 (no single target), 304 (an answer to a
+/// conditional request, see [`Conditional`]) and 305/306 (obsolete) are
+/// not redirects for us.
 fn is_followed_redirect(status: StatusCode) -> bool {
     matches!(
         status,
@@ -441,6 +519,20 @@ mod tests {
                 }),
             )
             .route(
+                "/versioned",
+                get(|h: AxHeaders| async move {
+                    let etag = "\"v1\"";
+                    if h.get(header::IF_NONE_MATCH).is_some_and(|v| v == etag) {
+                        return (AxStatus::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+                    }
+                    let headers = [
+                        (header::ETAG, etag),
+                        (header::LAST_MODIFIED, "Mon, 02 Jan 2006 15:04:05 GMT"),
+                    ];
+                    (headers, &b"\x89PNG fake"[..]).into_response()
+                }),
+            )
+            .route(
                 "/headers",
                 get(|h: AxHeaders| async move {
                     let mut out = String::new();
@@ -531,6 +623,31 @@ mod tests {
         assert_eq!(&f.body[..], b"\x89PNG fake");
         assert_eq!(f.content_type.as_deref(), Some("image/png"));
         assert_eq!(f.final_url, url);
+    }
+
+    #[tokio::test]
+    async fn a_conditional_fetch_with_the_current_etag_is_not_modified() {
+        let origin = start_origin("127.0.0.1").await;
+        let c = client(&["127.0.0.1/32"]);
+        let url = origin.url("/versioned");
+        let f = fetch_ok(&c, &url).await;
+        assert_eq!(f.validators.etag.as_deref(), Some("\"v1\""));
+        assert!(f.validators.last_modified.is_some());
+        match c.fetch_if_changed(&url, &f.validators).await {
+            Ok(Conditional::NotModified(v)) => assert_eq!(v.etag.as_deref(), Some("\"v1\"")),
+            other => panic!("expected 304, got {other:?}"),
+        }
+        let old = Validators {
+            etag: Some("\"v0\"".into()),
+            last_modified: None,
+        };
+        match c.fetch_if_changed(&url, &old).await {
+            Ok(Conditional::Changed(f)) => assert_eq!(&f.body[..], b"\x89PNG fake"),
+            other => panic!("expected the full image, got {other:?}"),
+        }
+        // Without validators the request is plain: the full image.
+        let plain = c.fetch_if_changed(&url, &Validators::default()).await;
+        assert!(matches!(plain, Ok(Conditional::Changed(_))));
     }
 
     #[tokio::test]

@@ -13,6 +13,8 @@ pub mod fetch;
 pub mod fetch_slots;
 pub mod netguard;
 pub mod purge;
+pub mod revalidate;
+pub mod revalidations;
 mod stats;
 pub mod tiers;
 
@@ -26,10 +28,11 @@ use crate::pipeline::complete::check_complete;
 use crate::pipeline::sniff::sniff;
 use crate::pipeline::{transform, Limits, PipelineError, Pool, PoolError, TransformOptions};
 use crate::protocol::CacheStatus;
-use cache::{CachedImage, ImageCache};
-use fetch::{FetchConfig, FetchError, OriginClient};
+use cache::{CachedImage, Freshness, ImageCache};
+use fetch::{FetchConfig, FetchError, Fetched, OriginClient};
 use fetch_slots::{FetchSlots, SlotsFull};
-use tiers::{Tier, Tiers};
+use revalidations::Revalidations;
+use tiers::{Found, Tier, Tiers};
 
 /// Why the worker could not produce an image. Mapped to an HTTP status in
 /// [`crate::error`]. `Clone` because one failed fill is reported to every
@@ -67,6 +70,8 @@ pub struct Worker {
     pool: Pool,
     limits: Limits,
     fetch_slots: Arc<FetchSlots>,
+    /// URLs whose stale entries are being revalidated.
+    revalidations: Revalidations,
 }
 
 /// The answer of [`Worker::get_or_fill`].
@@ -81,6 +86,8 @@ pub struct Filled {
 pub struct WorkerConfig {
     pub cache_max_bytes: u64,
     pub cache_ttl: std::time::Duration,
+    /// How long after expiry an entry may still be served (`STALE_TTL`).
+    pub stale_ttl: std::time::Duration,
     pub fetch: FetchConfig,
     pub limits: Limits,
     /// Threads of the image pool: the CPU count.
@@ -117,9 +124,10 @@ impl Worker {
         Ok(Arc::new(Worker {
             name,
             tiers: Tiers::new(
-                ImageCache::new(
+                ImageCache::with_stale(
                     cfg.cache_max_bytes,
                     cfg.cache_ttl,
+                    cfg.stale_ttl,
                     metrics.cache_evictions.clone(),
                 ),
                 cfg.disk,
@@ -130,6 +138,7 @@ impl Worker {
             pool: Pool::new(cfg.threads, cfg.max_queue),
             limits: cfg.limits,
             fetch_slots: FetchSlots::new(cfg.max_fetches, cfg.max_fetches_per_host),
+            revalidations: Revalidations::default(),
         }))
     }
 
@@ -153,11 +162,30 @@ impl Worker {
     }
 
     /// The cached image for `url` with `opts`, if any: the answer to
-    /// `GET /v1/image`.
-    pub async fn lookup(&self, url: &Url, opts: &TransformOptions) -> Option<Arc<CachedImage>> {
-        let (img, tier) = self.tiers.get(&cache_key(url, opts), url.as_str()).await?;
-        self.count_hit(tier);
-        Some(img)
+    /// `GET /v1/image`. A stale one is answered too (and revalidated).
+    pub async fn lookup(self: &Arc<Self>, url: &Url, opts: &TransformOptions) -> Option<Filled> {
+        let found = self
+            .tiers
+            .lookup(&cache_key(url, opts), url.as_str())
+            .await?;
+        Some(self.cached(url, found))
+    }
+
+    /// A cached entry as an answer: a hit, or a stale answer whose
+    /// revalidation starts in the background.
+    fn cached(self: &Arc<Self>, url: &Url, found: Found) -> Filled {
+        self.count_hit(found.tier);
+        let cache = match found.freshness {
+            Freshness::Stale => {
+                self.served_stale(url);
+                CacheStatus::Stale
+            }
+            Freshness::Fresh | Freshness::Dead => CacheStatus::Hit,
+        };
+        Filled {
+            image: found.image,
+            cache,
+        }
     }
 
     /// The image for `url` with `opts`, from the cache or else produced
@@ -170,12 +198,8 @@ impl Worker {
         opts: &TransformOptions,
     ) -> Result<Filled, Arc<WorkerError>> {
         let key = cache_key(url, opts);
-        if let Some((image, tier)) = self.tiers.get(&key, url.as_str()).await {
-            self.count_hit(tier);
-            return Ok(Filled {
-                image,
-                cache: CacheStatus::Hit,
-            });
+        if let Some(found) = self.tiers.lookup(&key, url.as_str()).await {
+            return Ok(self.cached(url, found));
         }
         self.metrics.cache_misses.inc();
         let image = if opts.is_identity() {
@@ -193,16 +217,25 @@ impl Worker {
             };
             self.tiers.memory().get_or_try_insert(key, init).await?
         };
-        Ok(Filled {
-            image,
-            cache: CacheStatus::Miss,
-        })
+        // A variant made from a stale original is stale too.
+        let cache = match self.tiers.memory().freshness(&image) {
+            Freshness::Fresh => CacheStatus::Miss,
+            Freshness::Stale | Freshness::Dead => {
+                self.metrics.stale_answers.inc();
+                CacheStatus::Stale
+            }
+        };
+        Ok(Filled { image, cache })
     }
 
-    /// The original bytes of `url`: cached, or fetched once for all callers.
+    /// The original bytes of `url`: cached (a stale copy is used, and
+    /// revalidated), or fetched once for all callers.
     async fn original(self: &Arc<Self>, url: &Url) -> Result<Arc<CachedImage>, Arc<WorkerError>> {
-        if let Some((img, _)) = self.tiers.get(url.as_str(), url.as_str()).await {
-            return Ok(img);
+        if let Some(found) = self.tiers.lookup(url.as_str(), url.as_str()).await {
+            if found.freshness == Freshness::Stale {
+                self.revalidate_in_background(url);
+            }
+            return Ok(found.image);
         }
         let this = Arc::clone(self);
         let owned = url.clone();
@@ -230,6 +263,10 @@ impl Worker {
         opts: TransformOptions,
     ) -> Result<Arc<CachedImage>, WorkerError> {
         let limits = self.limits;
+        // The variant carries its original's times: it expires, is renewed
+        // and is dropped with it (see [`tiers`]).
+        let stored_at = original.stored_at;
+        let fresh_until = self.tiers.memory().fresh_until(&original);
         let job = move || transform(&original.body, &opts, &limits);
         let out = match self.pool.run(job).await {
             Ok(result) => result?,
@@ -238,10 +275,9 @@ impl Worker {
                 return Err(WorkerError::Internal(format!("image job panicked: {msg}")))
             }
         };
-        Ok(Arc::new(CachedImage::new(
-            out.bytes.into(),
-            out.format.mime(),
-        )))
+        let mut made = CachedImage::new(out.bytes.into(), out.format.mime());
+        made.stored_at = stored_at;
+        Ok(Arc::new(made.fresh_until(fresh_until)))
     }
 
     /// Downloads `url` and checks that it is a whole image of a format we
@@ -257,19 +293,25 @@ impl Worker {
             .fetch_duration
             .observe(started.elapsed().as_secs_f64());
         let fetched = result.inspect_err(|e| self.count_error(e.kind()))?;
-        match sniff(&fetched.body) {
-            Some(format) => {
-                if let Err(e) = check_complete(&fetched.body, format) {
-                    self.count_error("truncated");
-                    return Err(e.into());
-                }
-                Ok(Arc::new(CachedImage::new(fetched.body, format.mime())))
-            }
-            None => {
-                self.count_error("not_image");
-                Err(WorkerError::NotAnImage)
-            }
+        Ok(Arc::new(self.checked_image(fetched)?))
+    }
+
+    /// A fetched body as a fresh cache entry, if it is a whole image of a
+    /// format we serve.
+    fn checked_image(&self, fetched: Fetched) -> Result<CachedImage, WorkerError> {
+        let Some(format) = sniff(&fetched.body) else {
+            self.count_error("not_image");
+            return Err(WorkerError::NotAnImage);
+        };
+        if let Err(e) = check_complete(&fetched.body, format) {
+            self.count_error("truncated");
+            return Err(e.into());
         }
+        let img = CachedImage::new(fetched.body, format.mime());
+        let fresh_until = img.stored_at + self.tiers.memory().ttl();
+        Ok(img
+            .fresh_until(fresh_until)
+            .with_validators(fetched.validators))
     }
 
     fn count_error(&self, kind: &str) {

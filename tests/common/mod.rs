@@ -55,6 +55,17 @@ pub struct Origin {
     total: Arc<AtomicUsize>,
     files: Files,
     gate: Arc<tokio::sync::watch::Sender<bool>>,
+    files_state: FilesState,
+}
+
+/// How `/files/` answers besides its bytes: a forced failure status, and
+/// counts of body bytes served and of 304 answers.
+#[derive(Clone, Default)]
+struct FilesState {
+    /// When set, every `/files/` request is answered with this status.
+    failing: Arc<Mutex<Option<u16>>>,
+    body_bytes: Arc<AtomicUsize>,
+    not_modified: Arc<AtomicUsize>,
 }
 
 #[derive(Clone)]
@@ -64,6 +75,7 @@ struct OriginState {
     files: Files,
     /// Open (true) unless a test holds `/files/` answers back.
     gate: Arc<tokio::sync::watch::Sender<bool>>,
+    files_state: FilesState,
 }
 
 impl OriginState {
@@ -83,11 +95,13 @@ impl Origin {
         let total = Arc::new(AtomicUsize::new(0));
         let files: Files = Arc::default();
         let gate = Arc::new(tokio::sync::watch::Sender::new(true));
+        let files_state = FilesState::default();
         let state = OriginState {
             hits: hits.clone(),
             total: total.clone(),
             files: files.clone(),
             gate: gate.clone(),
+            files_state: files_state.clone(),
         };
         let app = Router::new()
             .route("/img/{name}", get(img))
@@ -114,6 +128,7 @@ impl Origin {
             total,
             files,
             gate,
+            files_state,
         }
     }
 
@@ -145,6 +160,22 @@ impl Origin {
     /// Lets held and future `/files/` answers go.
     pub fn release(&self) {
         self.gate.send_replace(true);
+    }
+
+    /// Answers every `/files/` request with `status` (e.g. 503) until
+    /// called again with `None`.
+    pub fn fail(&self, status: Option<u16>) {
+        *self.files_state.failing.lock().unwrap() = status;
+    }
+
+    /// Body bytes sent by `/files/` answers so far (304s send none).
+    pub fn body_bytes(&self) -> usize {
+        self.files_state.body_bytes.load(Ordering::SeqCst)
+    }
+
+    /// `304 Not Modified` answers sent by `/files/` so far.
+    pub fn not_modified(&self) -> usize {
+        self.files_state.not_modified.load(Ordering::SeqCst)
     }
 
     /// Requests seen for `path`.
@@ -226,16 +257,53 @@ async fn redirect(
     (StatusCode::FOUND, [(header::LOCATION, to)]).into_response()
 }
 
-/// Registered bytes, or 404.
-async fn file(State(s): State<OriginState>, Path(name): Path<String>) -> Response {
+/// The `ETag` `/files/` gives `bytes`: a hash of them.
+fn file_etag(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    });
+    format!("\"{hash:016x}\"")
+}
+
+/// Registered bytes with an `ETag` and a `Last-Modified`, or 304 to a
+/// matching `If-None-Match`, or 404; or the forced failure status.
+async fn file(
+    State(s): State<OriginState>,
+    Path(name): Path<String>,
+    req_headers: axum::http::HeaderMap,
+) -> Response {
     let path = format!("/files/{name}");
     s.count(&path);
     let _ = s.gate.subscribe().wait_for(|open| *open).await;
-    let found = s.files.lock().unwrap().get(&path).cloned();
-    match found {
-        Some((bytes, ct)) => ([(header::CONTENT_TYPE, ct)], bytes).into_response(),
-        None => (StatusCode::NOT_FOUND, "no such file").into_response(),
+    let failing = *s.files_state.failing.lock().unwrap();
+    if let Some(code) = failing {
+        return (StatusCode::from_u16(code).unwrap(), "origin failing").into_response();
     }
+    let found = s.files.lock().unwrap().get(&path).cloned();
+    let Some((bytes, ct)) = found else {
+        return (StatusCode::NOT_FOUND, "no such file").into_response();
+    };
+    let etag = file_etag(&bytes);
+    let last_modified = "Mon, 02 Jan 2006 15:04:05 GMT";
+    let asked = req_headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    if asked == Some(etag.as_str()) {
+        s.files_state.not_modified.fetch_add(1, Ordering::SeqCst);
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    s.files_state
+        .body_bytes
+        .fetch_add(bytes.len(), Ordering::SeqCst);
+    (
+        [
+            (header::CONTENT_TYPE, ct),
+            (header::ETAG, etag),
+            (header::LAST_MODIFIED, last_modified.to_string()),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 /// Fails the first time a name is asked for, then serves an image.
