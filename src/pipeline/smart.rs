@@ -106,8 +106,21 @@ fn saturation(c: [f32; 3], l: f32) -> f32 {
 }
 
 /// Every pixel's score: detail + skin + saturation, weighted, times its
-/// opacity.
+/// opacity; then only what stands out counts: the image's mean score is
+/// taken off (a saturated sky or an evenly textured lawn is background,
+/// not subject) and the rest squared, so that a small, very interesting
+/// region outweighs a large, faintly interesting one.
 fn attention(px: &Pixels) -> Vec<f32> {
+    let mut scores = raw_attention(px);
+    let mean = scores.iter().sum::<f32>() / scores.len().max(1) as f32;
+    for s in &mut scores {
+        *s = (*s - mean).max(0.0).powi(2);
+    }
+    scores
+}
+
+/// [`attention`] before the background is taken off.
+fn raw_attention(px: &Pixels) -> Vec<f32> {
     let (w, h) = (px.w as usize, px.h as usize);
     let colours: Vec<([f32; 3], f32)> = (0..w * h).map(|i| rgba(px, i)).collect();
     let l: Vec<f32> = colours.iter().map(|(c, _)| luma(*c)).collect();
