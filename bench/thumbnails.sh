@@ -46,7 +46,8 @@ mapfile -t PHOTOS < <(ls "$CACHE"/photos/*.jpg)
 echo "photos: ${#PHOTOS[@]} ($(du -sh "$CACHE/photos" | cut -f1))" >&2
 
 # --- tools ------------------------------------------------------------------
-if ! command -v vipsthumbnail >/dev/null; then
+ONLY="${BENCH_ONLY-}"
+if [ "$ONLY" != "gravity" ] && ! command -v vipsthumbnail >/dev/null; then
     echo "installing libvips-tools ..." >&2
     (apt-get install -y libvips-tools >/dev/null 2>&1) \
         || (apt-get update >/dev/null && apt-get install -y libvips-tools >/dev/null)
@@ -125,7 +126,6 @@ gravity_bench() {
 # Warm the page cache for both.
 cat "${PHOTOS[@]}" >/dev/null
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews both sides)" >&2
-ONLY="${BENCH_ONLY-}"
 if [ "$ONLY" != "gravity" ]; then
     bench "jpeg 300px q80" "--width 300 --quality 80" "-s 300" jpg
     bench "webp 800px q80" "--width 800 --format webp --quality 80" "-s 800" webp
