@@ -15,6 +15,8 @@
 #        BENCH_CPUS: also run both pinned to these CPUs (taskset list, e.g.
 #        "0"), which compares work per core: the batch mode of our CLI uses
 #        every core, vipsthumbnail mostly one (default: "0")
+#        BENCH_ONLY: "vips" (ours against vipsthumbnail) or "gravity" (our
+#        gravity=smart 300x300 cover crop against gravity=center); default both
 set -euo pipefail
 
 ROUNDS="${1:-7}"
@@ -44,7 +46,8 @@ mapfile -t PHOTOS < <(ls "$CACHE"/photos/*.jpg)
 echo "photos: ${#PHOTOS[@]} ($(du -sh "$CACHE/photos" | cut -f1))" >&2
 
 # --- tools ------------------------------------------------------------------
-if ! command -v vipsthumbnail >/dev/null; then
+ONLY="${BENCH_ONLY-}"
+if [ "$ONLY" != "gravity" ] && ! command -v vipsthumbnail >/dev/null; then
     echo "installing libvips-tools ..." >&2
     (apt-get install -y libvips-tools >/dev/null 2>&1) \
         || (apt-get update >/dev/null && apt-get install -y libvips-tools >/dev/null)
@@ -101,14 +104,43 @@ bench() {
         "$(ls "$OUT/vips" | wc -l)" "$(du -sk "$OUT/vips" | cut -f1)K"
 }
 
+# Our own two variants interleaved: what `gravity=smart` (the attention
+# measure on a small copy, then the same resize) costs over the default
+# centred crop, for a 300x300 cover thumbnail.
+gravity_bench() {
+    local label="$1" cover="--width 300 --height 300 --fit cover --quality 80"
+    local centre=() smart=()
+    for ((r = 0; r < ROUNDS; r++)); do
+        # shellcheck disable=SC2086
+        centre+=("$(time_cmd "$OUT/centre" "${PIN[@]}" $BIN $SUBCMD "${PHOTOS[@]}" $cover --gravity center -o "$OUT/centre/")")
+        # shellcheck disable=SC2086
+        smart+=("$(time_cmd "$OUT/smart" "${PIN[@]}" $BIN $SUBCMD "${PHOTOS[@]}" $cover --gravity smart -o "$OUT/smart/")")
+    done
+    local mc ms
+    mc=$(printf '%s\n' "${centre[@]}" | median)
+    ms=$(printf '%s\n' "${smart[@]}" | median)
+    printf '%-22s centre %.3fs  smart %.3fs  ratio smart/centre %.2f  (load %s)\n' "$label" "$mc" "$ms" \
+        "$(echo "$ms / $mc" | bc -l)" "$(cut -d' ' -f1 /proc/loadavg)"
+}
+
 # Warm the page cache for both.
 cat "${PHOTOS[@]}" >/dev/null
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews both sides)" >&2
-bench "jpeg 300px q80" "--width 300 --quality 80" "-s 300" jpg
-bench "webp 800px q80" "--width 800 --format webp --quality 80" "-s 800" webp
+if [ "$ONLY" != "gravity" ]; then
+    bench "jpeg 300px q80" "--width 300 --quality 80" "-s 300" jpg
+    bench "webp 800px q80" "--width 800 --format webp --quality 80" "-s 800" webp
+fi
+if [ "$ONLY" != "vips" ]; then
+    gravity_bench "cover 300x300 smart"
+fi
 CPUS="${BENCH_CPUS-0}"
 if [ -n "$CPUS" ] && command -v taskset >/dev/null; then
     PIN=(taskset -c "$CPUS")
-    bench "jpeg 300px q80 cpu $CPUS" "--width 300 --quality 80" "-s 300" jpg
-    bench "webp 800px q80 cpu $CPUS" "--width 800 --format webp --quality 80" "-s 800" webp
+    if [ "$ONLY" != "gravity" ]; then
+        bench "jpeg 300px q80 cpu $CPUS" "--width 300 --quality 80" "-s 300" jpg
+        bench "webp 800px q80 cpu $CPUS" "--width 800 --format webp --quality 80" "-s 800" webp
+    fi
+    if [ "$ONLY" != "vips" ]; then
+        gravity_bench "cover 300x300 smart cpu $CPUS"
+    fi
 fi

@@ -224,6 +224,12 @@ pub struct NodeArgs {
     #[arg(long, env = "ONLY_PRESETS", default_value = "false", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub only_presets: bool,
 
+    /// Gateways answer `/image` with `Accept-CH` and use the `Sec-CH-Width`,
+    /// `Width`, `Sec-CH-DPR`, `DPR` and `Save-Data` request headers when the
+    /// URL gives no `w` or `dpr` (bucketed; see the README).
+    #[arg(long, env = "CLIENT_HINTS", default_value = "false", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub client_hints: bool,
+
     /// Most `/image` requests a gateway answers at once; beyond, 503 with
     /// `Retry-After` at once.
     #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512)]
@@ -278,6 +284,8 @@ pub struct Config {
     pub edge: EdgePolicy,
     pub max_origin_fetches: usize,
     pub max_fetches_per_host: usize,
+    /// `CLIENT_HINTS` (gateways).
+    pub client_hints: bool,
 }
 
 /// A setting that parses but cannot be used; the message names the variable.
@@ -381,6 +389,7 @@ impl NodeArgs {
             edge,
             max_origin_fetches: self.max_origin_fetches,
             max_fetches_per_host: self.max_fetches_per_host,
+            client_hints: self.client_hints,
         })
     }
 }

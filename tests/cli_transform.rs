@@ -246,3 +246,33 @@ fn a_truncated_avif_fails_clearly() {
     assert!(!ok);
     assert!(err.contains("x.avif") && err.contains("corrupt"), "{err}");
 }
+
+#[test]
+fn gravity_moves_the_cover_crop_and_bad_values_are_refused() {
+    let t = Inputs::new();
+    let crop = |gravity: &str, name: &str| {
+        let out = t.path(name);
+        let args = [
+            "-W",
+            "16",
+            "-H",
+            "16",
+            "--fit",
+            "cover",
+            "--gravity",
+            gravity,
+        ];
+        let (ok, err) =
+            transform_cli(&[&[t.path("photo.png").as_str(), "-o", &out], &args[..]].concat());
+        (ok, err, if ok { t.read(name) } else { Vec::new() })
+    };
+    let (ok, err, west) = crop("west", "west.png");
+    assert!(ok, "{err}");
+    assert_eq!(dimensions(&west), (16, 16));
+    let (ok, err, east) = crop("fp:1:0.5", "east.png");
+    assert!(ok, "{err}");
+    assert_ne!(west, east, "the crop moved");
+    let (ok, err, _) = crop("up", "bad.png");
+    assert!(!ok);
+    assert!(err.contains("`gravity`"), "{err}");
+}

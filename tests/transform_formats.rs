@@ -132,6 +132,7 @@ fn cli_writes_one_file_or_a_directory() {
         quality: Some(70),
         blur: None,
         sharpen: None,
+        gravity: None,
     };
     // one input: output is a file
     let single = dir.path().join("single.jpg");

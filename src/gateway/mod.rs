@@ -9,6 +9,7 @@
 //! not failed requests. In a standalone node the "cluster" is the worker in
 //! the same process, called directly.
 
+mod client_hints;
 pub mod dashboard;
 mod forward;
 mod purge;
@@ -22,6 +23,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, get_service};
 use axum::{Extension, Router};
+
+pub use client_hints::{ClientHints, ACCEPT_CH, DPR_BUCKETS, WIDTH_BUCKETS};
 
 use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::Membership;
@@ -57,6 +60,8 @@ pub struct Gateway {
     /// `/image` requests answered, whatever the status (the dashboard's
     /// request rate).
     answered: AtomicU64,
+    /// `CLIENT_HINTS`: whether hint headers fill in options.
+    client_hints: ClientHints,
 }
 
 impl Gateway {
@@ -67,6 +72,7 @@ impl Gateway {
         fetch_timeout: Duration,
         admin_token: Option<String>,
         purges: Arc<PurgeList>,
+        client_hints: ClientHints,
     ) -> Result<Arc<Gateway>, reqwest::Error> {
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -82,6 +88,7 @@ impl Gateway {
             admin_token,
             purges,
             answered: AtomicU64::new(0),
+            client_hints,
         }))
     }
 
@@ -122,13 +129,16 @@ async fn image(
     headers: HeaderMap,
 ) -> Response {
     let started = Instant::now();
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let mut resp = match handle(&gw, query.as_deref(), accept, &request_id).await {
+    let mut resp = match handle(&gw, query.as_deref(), &headers, &request_id).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
     if resp.status() == StatusCode::OK {
         resp = not_modified_if_matching(resp, &headers);
+    }
+    if gw.client_hints == ClientHints::On {
+        resp.headers_mut()
+            .insert("accept-ch", HeaderValue::from_static(ACCEPT_CH));
     }
     gw.metrics
         .requests
@@ -146,16 +156,17 @@ async fn image(
 async fn handle(
     gw: &Arc<Gateway>,
     query: Option<&str>,
-    accept: Option<&str>,
+    headers: &HeaderMap,
     request_id: &RequestId,
 ) -> Result<Response, ApiError> {
     let (url, requested) = parse_image_query(query)?;
-    // `format=auto` is settled here, so the negotiated format is part of
-    // the options the worker caches under.
-    let resolved = requested.resolve(accept);
-    let opts = resolved.options;
+    // `format=auto` and Client Hints are settled here, so the negotiated
+    // format and the hint buckets are part of the options the worker
+    // caches under.
+    let hinted = client_hints::resolve(&requested, headers, gw.client_hints);
+    let opts = &hinted.resolved.options;
     let mut resp = match &gw.backends {
-        Backends::Local(worker) => match worker.get_or_fill(&url, &opts).await {
+        Backends::Local(worker) => match worker.get_or_fill(&url, opts).await {
             Ok(image) => image,
             // As before the cluster was involved: no `Vary` on errors.
             Err(error_answer) => return Ok(error_answer),
@@ -163,13 +174,10 @@ async fn handle(
         Backends::Cluster { membership, keys } => {
             let workers = membership.live_workers();
             gw.metrics.live_workers.set(workers.len() as i64);
-            forward::forward(gw, keys, &workers, &url, &opts, request_id).await?
+            forward::forward(gw, keys, &workers, &url, opts, request_id).await?
         }
     };
-    if resolved.varies_on_accept {
-        resp.headers_mut()
-            .insert(header::VARY, HeaderValue::from_static("Accept"));
-    }
+    hinted.decorate(resp.headers_mut());
     Ok(resp)
 }
 

@@ -48,6 +48,10 @@ pub struct TransformArgs {
     /// Sharpen after downscaling, sigma in output pixels (0.3..=10).
     #[arg(long)]
     pub sharpen: Option<String>,
+    /// What a `cover` crop keeps: center, north, south, east, west,
+    /// north-east, north-west, south-east, south-west, smart, or fp:X:Y.
+    #[arg(long)]
+    pub gravity: Option<String>,
 }
 
 impl TransformArgs {
@@ -78,6 +82,9 @@ impl TransformArgs {
         }
         if let Some(s) = &self.sharpen {
             pairs.push(("sharpen", s));
+        }
+        if let Some(g) = &self.gravity {
+            pairs.push(("gravity", g));
         }
         let req = RequestedOptions::from_query(pairs)?;
         Ok(req.resolve(None).options)

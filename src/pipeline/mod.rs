@@ -17,8 +17,9 @@
 //! - `animation` (animated WebP output, each frame through `render`);
 //! - `decode` (one still: `jpeg` + `jpeg_dc`, `png`, `gif` (+
 //!   `gif_palette`), `webp`, `avif` (its container read by `avif/heif.rs`));
-//! - `render` (the list of pixel steps: `resize`, `blur`, `sharpen`,
-//!   `color`, orientation, `canvas`);
+//! - `render` (the list of pixel steps: `resize` with the crop placed by
+//!   `crop` (`gravity`, `smart`), `blur`, `sharpen`, `color`, orientation,
+//!   `canvas`);
 //! - `encode` (JPEG, PNG, AVIF here; WebP in `webp`).
 //!
 //! Shared by the steps, depending on no step: `error` (the error type and
@@ -40,11 +41,13 @@ mod blur;
 mod bytes;
 mod canvas;
 mod color;
+mod crop;
 mod decode;
 mod encode;
 mod error;
 mod gif;
 mod gif_palette;
+mod gravity;
 mod jpeg;
 mod jpeg_dc;
 mod jpeg_segments;
@@ -55,9 +58,11 @@ mod probe;
 mod render;
 mod resize;
 mod sharpen;
+mod smart;
 mod webp;
 
 pub use error::PipelineError;
+pub use gravity::Gravity;
 pub use options::{Fit, OptionError, OutputFormat, RequestedOptions, Resolved, TransformOptions};
 pub use pool::{Pool, PoolError};
 pub use transform::{transform, Limits, Transformed, MAX_SOURCE_PIXELS};

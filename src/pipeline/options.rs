@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gravity::{Gravity, GRAVITY_EXPECTED};
+
 /// Largest width or height a request may ask for (after `dpr`). Bigger
 /// outputs are never useful on a web page and only cost memory.
 pub const MAX_DIMENSION: u32 = 8192;
@@ -185,6 +187,8 @@ pub struct RequestedOptions {
     pub blur: Option<Sigma>,
     /// `sharpen`.
     pub sharpen: Option<Sigma>,
+    /// `gravity`.
+    pub gravity: Option<Gravity>,
 }
 
 /// A Gaussian sigma in pixels, kept in hundredths so equal requests
@@ -316,6 +320,13 @@ impl RequestedOptions {
                 "dpr" => set_once(&mut o.dpr, "dpr", parse_dpr(v)?)?,
                 "blur" => set_once(&mut o.blur, "blur", parse_sigma("blur", v)?)?,
                 "sharpen" => set_once(&mut o.sharpen, "sharpen", parse_sigma("sharpen", v)?)?,
+                "gravity" => {
+                    let g = Gravity::parse(v).ok_or(OptionError::Invalid {
+                        name: "gravity",
+                        expected: GRAVITY_EXPECTED,
+                    })?;
+                    set_once(&mut o.gravity, "gravity", g)?
+                }
                 _ => {}
             }
         }
@@ -352,6 +363,7 @@ impl RequestedOptions {
             format,
             blur: self.blur,
             sharpen: self.sharpen,
+            gravity: self.gravity.unwrap_or_default(),
         };
         Resolved {
             options: opts.normalized(),
@@ -396,8 +408,9 @@ fn accepts(accept: &str, mime: &str) -> bool {
 ///
 /// Normalised means two requests that must produce the same bytes compare
 /// equal: `dpr` is folded into the sizes, a `fit` that cannot matter (fewer
-/// than two sides given) becomes `Inside`, and `q` is dropped (reset to the
-/// default) for PNG output.
+/// than two sides given) becomes `Inside`, `gravity` is dropped (reset to
+/// `center`) unless the fit crops (`cover`), and `q` is dropped (reset to
+/// the default) for PNG output.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TransformOptions {
     /// Output width in pixels (after `dpr`), or `None` to derive it.
@@ -416,6 +429,9 @@ pub struct TransformOptions {
     /// Unsharp mask after downscaling (sigma in output pixels).
     #[serde(default)]
     pub sharpen: Option<Sigma>,
+    /// What a `cover` crop keeps.
+    #[serde(default)]
+    pub gravity: Gravity,
 }
 
 impl Default for TransformOptions {
@@ -428,6 +444,7 @@ impl Default for TransformOptions {
             format: None,
             blur: None,
             sharpen: None,
+            gravity: Gravity::Center,
         }
     }
 }
@@ -442,6 +459,10 @@ impl TransformOptions {
         if self.w.is_none() || self.h.is_none() {
             self.fit = Fit::Inside;
         }
+        self.gravity = match self.fit {
+            Fit::Cover => self.gravity.normalized(),
+            _ => Gravity::Center,
+        };
         if self.format.is_some_and(|f| !f.uses_quality()) {
             self.quality = DEFAULT_QUALITY;
         }
@@ -496,6 +517,9 @@ impl TransformOptions {
         if let Some(s) = n.sharpen {
             q.push(("sharpen", s.to_string()));
         }
+        if n.gravity != Gravity::Center {
+            q.push(("gravity", n.gravity.to_query()));
+        }
         q
     }
 }
@@ -541,6 +565,10 @@ mod tests {
             ("sharpen=0", "`sharpen`"),
             ("blur=1&blur=2", "`blur`"),
             ("w=10&w=20", "`w`"),
+            ("gravity=middle", "`gravity`"),
+            ("gravity=fp:2:0", "`gravity`"),
+            ("gravity=fp:0.5", "`gravity`"),
+            ("gravity=smart&gravity=north", "`gravity`"),
         ] {
             let e = parse(q).expect_err(q).to_string();
             assert!(e.contains(name), "{q}: {e}");
@@ -584,6 +612,26 @@ mod tests {
         assert_eq!(resolved("blur=1.50").cache_key(), "blur=1.5");
         assert_eq!(resolved("sharpen=0.304").cache_key(), "sharpen=0.3");
         assert!(!resolved("blur=2").is_identity());
+        // Gravity only with a crop; the default makes no key of its own.
+        let cover = "w=10&h=20&fit=cover";
+        assert_eq!(
+            resolved(&format!("{cover}&gravity=center")),
+            resolved(cover)
+        );
+        assert_eq!(
+            resolved(&format!("{cover}&gravity=fp:0.5:0.5")),
+            resolved(cover)
+        );
+        assert_eq!(resolved("w=10&h=20&gravity=smart"), resolved("w=10&h=20"));
+        assert_eq!(resolved("gravity=north"), resolved(""));
+        assert_eq!(
+            resolved(&format!("{cover}&gravity=fp:0.250:1")).cache_key(),
+            "w=10&h=20&fit=cover&gravity=fp:0.25:1"
+        );
+        assert_eq!(
+            resolved(&format!("{cover}&gravity=fp:1:0")).cache_key(),
+            "w=10&h=20&fit=cover&gravity=north-east"
+        );
     }
 
     #[test]
@@ -598,6 +646,9 @@ mod tests {
             "format=png&q=3",
             "w=10&blur=0.3&sharpen=10",
             "blur=100&sharpen=1.25",
+            "w=10&h=20&fit=cover&gravity=smart",
+            "w=10&h=20&fit=cover&gravity=south-west",
+            "w=10&h=20&fit=cover&gravity=fp:0.1:0.9",
         ] {
             let o = resolved(q);
             let pairs = o.to_query();

@@ -8,9 +8,12 @@
 //! new file with a function `(Pixels, ...) -> Result<Pixels, _>` and one
 //! line in [`STEPS`].
 
+use std::cell::OnceCell;
+
 use super::blur;
 use super::canvas;
 use super::color;
+use super::crop;
 use super::error::{check_pixels, PipelineError};
 use super::options::{OutputFormat, TransformOptions};
 use super::pixels::Pixels;
@@ -30,6 +33,9 @@ pub(crate) struct Render<'a> {
     pub out: OutputFormat,
     /// The normalised request (for operations that take parameters).
     pub opts: &'a TransformOptions,
+    /// Where the crop sits, found on the first frame and kept for the
+    /// others, so that a `smart` crop does not jump around in an animation.
+    anchor: OnceCell<(f64, f64)>,
 }
 
 /// One render step.
@@ -37,11 +43,14 @@ type Step = fn(Pixels, &Render) -> Result<Pixels, PipelineError>;
 
 /// The render steps, in order.
 const STEPS: &[Step] = &[
-    |px, r| resize::resample(px, &r.plan), // centred crop, Lanczos3 to the planned size
+    |px, r| {
+        let anchor = r.anchor(&px);
+        resize::resample(px, &r.plan, anchor)
+    }, // crop placed by `gravity`, Lanczos3 to the planned size
     |px, r| Ok(blur::step(px, r.opts.blur)), // `blur`: Gaussian, on the output size
     |px, r| Ok(sharpen::step(px, r.opts.sharpen)), // `sharpen`: unsharp mask after downscaling
-    |px, r| color::to_srgb_if(px, r.icc),  // embedded profile -> sRGB
-    |px, r| Ok(px.orient(r.orientation)),  // upright, on the small image
+    |px, r| color::to_srgb_if(px, r.icc),    // embedded profile -> sRGB
+    |px, r| Ok(px.orient(r.orientation)),    // upright, on the small image
     |px, r| {
         Ok(canvas::finish(
             px,
@@ -70,7 +79,15 @@ impl<'a> Render<'a> {
             icc,
             out,
             opts,
+            anchor: OnceCell::new(),
         })
+    }
+
+    /// The crop's anchor in `px` (computed once per image).
+    fn anchor(&self, px: &Pixels) -> (f64, f64) {
+        *self
+            .anchor
+            .get_or_init(|| crop::anchor(px, &self.plan, self.orientation, self.opts.gravity))
     }
 
     /// Runs every step on `px` (a still image or one animation frame).

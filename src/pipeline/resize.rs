@@ -3,8 +3,9 @@
 //! Geometry is computed once, in *displayed* (EXIF-rotated) coordinates,
 //! because that is what `w`/`h` refer to; resampling then runs on the
 //! stored pixels (before rotation, so the rotation touches only the small
-//! result), which works because every crop we make is centred and so is
-//! symmetric under flips — only a transposition (EXIF 5..8) swaps the axes.
+//! result): a crop's size only swaps axes under a transposition (EXIF
+//! 5..8), and its position (the `gravity` anchor) is mapped to stored
+//! orientation by `crop.rs`.
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -21,8 +22,8 @@ pub(crate) struct Plan {
     /// when no resampling is needed.
     pub resize_w: u32,
     pub resize_h: u32,
-    /// Centred crop of the source, as fractions of its width and height
-    /// (1.0 = no crop).
+    /// Crop of the source, as fractions of its width and height (1.0 = no
+    /// crop); where it sits is the gravity's anchor (`crop.rs`).
     pub crop_fw: f64,
     pub crop_fh: f64,
     /// Final canvas when padding (`contain`); otherwise equals resize size.
@@ -156,9 +157,14 @@ fn pixel_type(ch: u8) -> PixelType {
 }
 
 /// Resamples `src` (stored orientation) according to `p` (also in stored
-/// orientation): centred crop, then Lanczos3 (alpha-aware: colour is
+/// orientation): the crop placed at `(ax, ay)` (fractions of the room left
+/// beside it: 0.5 centres), then Lanczos3 (alpha-aware: colour is
 /// premultiplied during filtering so transparent pixels do not bleed).
-pub(crate) fn resample(src: Pixels, p: &Plan) -> Result<Pixels, PipelineError> {
+pub(crate) fn resample(
+    src: Pixels,
+    p: &Plan,
+    (ax, ay): (f64, f64),
+) -> Result<Pixels, PipelineError> {
     if p.keeps_size(src.w, src.h) {
         return Ok(src);
     }
@@ -170,7 +176,7 @@ pub(crate) fn resample(src: Pixels, p: &Plan) -> Result<Pixels, PipelineError> {
     let (cw, ch) = (fw * p.crop_fw, fh * p.crop_fh);
     let opts = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
-        .crop((fw - cw) / 2.0, (fh - ch) / 2.0, cw, ch);
+        .crop((fw - cw) * ax, (fh - ch) * ay, cw, ch);
     Resizer::new()
         .resize(&src_img, &mut dst, &opts)
         .map_err(|e| PipelineError::Internal(format!("resize: {e}")))?;

@@ -77,6 +77,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     cfg.fetch_timeout,
                     cfg.admin_token.clone(),
                     Arc::clone(&purges),
+                    if cfg.client_hints {
+                        gateway::ClientHints::On
+                    } else {
+                        gateway::ClientHints::Off
+                    },
                 )
                 .context("cannot build the HTTP client")?,
             )

@@ -26,6 +26,7 @@ pub fn opts(
         format,
         blur: None,
         sharpen: None,
+        gravity: Default::default(),
     }
 }
 

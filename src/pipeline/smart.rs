@@ -1,0 +1,256 @@
+//! `gravity=smart`: where a crop keeps the most interesting region.
+//!
+//! The measure follows libvips' `smartcrop` attention strategy (itself from
+//! smartcrop.js): every pixel scores for detail (the Laplacian of its
+//! luma), for skin tone (its colour's direction close to a reference skin
+//! colour, at a plausible brightness) and for saturation (vivid colour, not
+//! near black or white). Transparent pixels score nothing. The crop window
+//! of the requested shape that holds the highest total wins; among equal
+//! windows the most central one.
+//!
+//! All of it runs on a copy at most [`SIDE`] pixels on its longest side
+//! (box-filtered, so texture still shows as detail), which costs a
+//! fraction of the resize itself whatever the source size.
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+
+use super::pixels::Pixels;
+
+/// Longest side of the copy the attention is measured on.
+const SIDE: u32 = 128;
+/// The skin colour's direction in RGB: smartcrop.js' reference
+/// (0.78, 0.57, 0.44) made a unit vector, so that exact skin scores 1.
+const SKIN: [f32; 3] = [0.7348, 0.5369, 0.4145];
+/// Weights of the three measures in a pixel's score.
+const DETAIL_WEIGHT: f32 = 1.0;
+const SKIN_WEIGHT: f32 = 1.5;
+const SATURATION_WEIGHT: f32 = 0.6;
+
+/// Where a crop of `crop_fw` x `crop_fh` (fractions of the width and
+/// height) keeps the most attention in `px`, as fractions of the room on
+/// each axis (0 = flush left/top, 0.5 = centred).
+pub(crate) fn anchor(px: &Pixels, crop_fw: f64, crop_fh: f64) -> (f64, f64) {
+    let Some(small) = shrink(px) else {
+        return (0.5, 0.5);
+    };
+    let scores = attention(&small);
+    best_window(
+        &scores,
+        small.w as usize,
+        small.h as usize,
+        crop_fw,
+        crop_fh,
+    )
+}
+
+/// A box-filtered copy with the longest side at most [`SIDE`] (the image
+/// itself when it is that small already); `None` if resizing fails.
+fn shrink(px: &Pixels) -> Option<Pixels> {
+    let scale = (f64::from(SIDE) / f64::from(px.w.max(px.h))).min(1.0);
+    let w = ((f64::from(px.w) * scale).round() as u32).max(1);
+    let h = ((f64::from(px.h) * scale).round() as u32).max(1);
+    if (w, h) == (px.w, px.h) {
+        return Some(px.clone());
+    }
+    let pt = match px.ch {
+        1 => PixelType::U8,
+        2 => PixelType::U8x2,
+        3 => PixelType::U8x3,
+        _ => PixelType::U8x4,
+    };
+    let src = ImageRef::new(px.w, px.h, &px.data, pt).ok()?;
+    let mut dst = Image::new(w, h, pt);
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Box));
+    Resizer::new().resize(&src, &mut dst, &opts).ok()?;
+    Some(Pixels::new(w, h, px.ch, dst.into_vec()))
+}
+
+/// Colour (0..1) and opacity of pixel `i`, whatever the channel layout.
+fn rgba(px: &Pixels, i: usize) -> ([f32; 3], f32) {
+    let ch = px.ch as usize;
+    let p = &px.data[i * ch..i * ch + ch];
+    let f = |v: u8| f32::from(v) / 255.0;
+    match ch {
+        1 => ([f(p[0]); 3], 1.0),
+        2 => ([f(p[0]); 3], f(p[1])),
+        3 => ([f(p[0]), f(p[1]), f(p[2])], 1.0),
+        _ => ([f(p[0]), f(p[1]), f(p[2])], f(p[3])),
+    }
+}
+
+fn luma([r, g, b]: [f32; 3]) -> f32 {
+    0.299 * r + 0.587 * g + 0.114 * b
+}
+
+/// How close a colour is to skin: 0, or up to 1 within the threshold.
+fn skin(c: [f32; 3], l: f32) -> f32 {
+    let mag = (c[0] * c[0] + c[1] * c[1] + c[2] * c[2]).sqrt();
+    if mag < 1e-3 || !(0.2..=1.0).contains(&l) {
+        return 0.0;
+    }
+    let d: f32 = (0..3).map(|k| (c[k] / mag - SKIN[k]).powi(2)).sum();
+    let closeness = 1.0 - d.sqrt();
+    ((closeness - 0.8) / 0.2).clamp(0.0, 1.0)
+}
+
+/// Saturation (HSL), counted above 0.4 and away from black and white.
+fn saturation(c: [f32; 3], l: f32) -> f32 {
+    let (max, min) = (c[0].max(c[1]).max(c[2]), c[0].min(c[1]).min(c[2]));
+    let light = (max + min) / 2.0;
+    if !(0.05..=0.9).contains(&l) || max - min < 1e-3 {
+        return 0.0;
+    }
+    let s = (max - min) / (1.0 - (2.0 * light - 1.0).abs()).max(1e-3);
+    ((s - 0.4) / 0.6).clamp(0.0, 1.0)
+}
+
+/// Every pixel's score: detail + skin + saturation, weighted, times its
+/// opacity; then only what stands out counts: the image's mean score is
+/// taken off (a saturated sky or an evenly textured lawn is background,
+/// not subject) and the rest squared, so that a small, very interesting
+/// region outweighs a large, faintly interesting one.
+fn attention(px: &Pixels) -> Vec<f32> {
+    let mut scores = raw_attention(px);
+    let mean = scores.iter().sum::<f32>() / scores.len().max(1) as f32;
+    for s in &mut scores {
+        *s = (*s - mean).max(0.0).powi(2);
+    }
+    scores
+}
+
+/// [`attention`] before the background is taken off.
+fn raw_attention(px: &Pixels) -> Vec<f32> {
+    let (w, h) = (px.w as usize, px.h as usize);
+    let colours: Vec<([f32; 3], f32)> = (0..w * h).map(|i| rgba(px, i)).collect();
+    let l: Vec<f32> = colours.iter().map(|(c, _)| luma(*c)).collect();
+    let mut scores = vec![0.0f32; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let i = y * w + x;
+            let detail = if x > 0 && y > 0 && x + 1 < w && y + 1 < h {
+                let lap = 4.0 * l[i] - l[i - 1] - l[i + 1] - l[i - w] - l[i + w];
+                (lap.abs() * 4.0).min(1.0)
+            } else {
+                0.0
+            };
+            let (c, a) = colours[i];
+            scores[i] = a
+                * (DETAIL_WEIGHT * detail
+                    + SKIN_WEIGHT * skin(c, l[i])
+                    + SATURATION_WEIGHT * saturation(c, l[i]));
+        }
+    }
+    scores
+}
+
+/// The position of the `crop_fw` x `crop_fh` window over a `w` x `h` score
+/// map with the highest total (the most central among ties), as fractions
+/// of the room on each axis.
+fn best_window(scores: &[f32], w: usize, h: usize, crop_fw: f64, crop_fh: f64) -> (f64, f64) {
+    let ww = ((w as f64 * crop_fw).round() as usize).clamp(1, w);
+    let wh = ((h as f64 * crop_fh).round() as usize).clamp(1, h);
+    // Summed-area table, one row and column of zeros in front.
+    let mut sat = vec![0.0f64; (w + 1) * (h + 1)];
+    for y in 0..h {
+        let mut row = 0.0;
+        for x in 0..w {
+            row += f64::from(scores[y * w + x]);
+            sat[(y + 1) * (w + 1) + x + 1] = sat[y * (w + 1) + x + 1] + row;
+        }
+    }
+    let at = |x: usize, y: usize| sat[y * (w + 1) + x];
+    let total = at(w, h).max(1e-9);
+    let (rx, ry) = (w - ww, h - wh);
+    let mut best = (f64::NEG_INFINITY, f64::INFINITY, (rx / 2, ry / 2));
+    for y in 0..=ry {
+        for x in 0..=rx {
+            let s = at(x + ww, y + wh) - at(x, y + wh) - at(x + ww, y) + at(x, y);
+            let dx = x as f64 - rx as f64 / 2.0;
+            let dy = y as f64 - ry as f64 / 2.0;
+            let dist = dx * dx + dy * dy;
+            let tie = (s - best.0).abs() <= 1e-6 * total;
+            if (s > best.0 && !tie) || (tie && dist < best.1) {
+                best = (s.max(best.0), dist, (x, y));
+            }
+        }
+    }
+    let frac = |p: usize, room: usize| {
+        if room == 0 {
+            0.5
+        } else {
+            p as f64 / room as f64
+        }
+    };
+    (frac(best.2 .0, rx), frac(best.2 .1, ry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flat grey `w` x `h` RGB image with `blob` (x0, y0, x1, y1) painted
+    /// by `paint(x, y)`.
+    fn scene(w: u32, h: u32, blob: (u32, u32, u32, u32), paint: fn(u32, u32) -> [u8; 3]) -> Pixels {
+        let mut data = Vec::with_capacity((w * h * 3) as usize);
+        for y in 0..h {
+            for x in 0..w {
+                let inside = x >= blob.0 && x < blob.2 && y >= blob.1 && y < blob.3;
+                data.extend_from_slice(&if inside { paint(x, y) } else { [128, 128, 128] });
+            }
+        }
+        Pixels::new(w, h, 3, data)
+    }
+
+    fn textured(x: u32, y: u32) -> [u8; 3] {
+        if (x / 3 + y / 3).is_multiple_of(2) {
+            [230, 40, 30]
+        } else {
+            [40, 200, 60]
+        }
+    }
+
+    #[test]
+    fn finds_a_textured_subject_at_the_left() {
+        let px = scene(800, 400, (30, 120, 180, 280), textured);
+        let (ax, ay) = anchor(&px, 0.5, 1.0);
+        assert!(ax < 0.1, "{ax}");
+        assert_eq!(ay, 0.5);
+    }
+
+    #[test]
+    fn finds_a_flat_skin_coloured_subject_at_the_bottom() {
+        let px = scene(300, 900, (100, 700, 200, 860), |_, _| [199, 145, 112]);
+        let (ax, ay) = anchor(&px, 1.0, 1.0 / 3.0);
+        assert_eq!(ax, 0.5);
+        assert!(ay > 0.9, "{ay}");
+    }
+
+    #[test]
+    fn a_flat_image_stays_centred() {
+        let px = Pixels::new(400, 200, 1, vec![77; 400 * 200]);
+        assert_eq!(anchor(&px, 0.5, 1.0), (0.5, 0.5));
+    }
+
+    #[test]
+    fn transparent_pixels_do_not_count() {
+        // A saturated blob on the right that is fully transparent, and a
+        // faint textured one on the left that is opaque.
+        let (w, h) = (400u32, 200u32);
+        let mut data = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let [r, g, b] = textured(x, y);
+                let a = if x >= 300 { 0 } else { 255 };
+                let px = if (20..100).contains(&x) || x >= 300 {
+                    [r, g, b, a]
+                } else {
+                    [128, 128, 128, 255]
+                };
+                data.extend_from_slice(&px);
+            }
+        }
+        let (ax, _) = anchor(&Pixels::new(w, h, 4, data), 0.5, 1.0);
+        assert!(ax < 0.2, "{ax}");
+    }
+}
