@@ -8,6 +8,7 @@
 //! now does not stop a success later.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -33,7 +34,13 @@ pub struct CachedImage {
     /// When the bytes were fetched or made: wall-clock time, so that it
     /// means the same after a restart from the disk tier.
     pub stored_at: SystemTime,
+    /// When it was last served or stored, on a process-wide counter: the
+    /// order in which a leaving worker hands entries off (most recent first).
+    last_used: AtomicU64,
 }
+
+/// The process-wide use counter behind [`CachedImage::touch`].
+static USE_CLOCK: AtomicU64 = AtomicU64::new(0);
 
 impl CachedImage {
     /// Wraps bytes of a known type, computing the ETag once.
@@ -44,7 +51,19 @@ impl CachedImage {
             body,
             content_type,
             stored_at: SystemTime::now(),
+            last_used: AtomicU64::new(USE_CLOCK.fetch_add(1, Ordering::Relaxed)),
         }
+    }
+
+    /// Marks the entry as just used.
+    pub fn touch(&self) {
+        let now = USE_CLOCK.fetch_add(1, Ordering::Relaxed);
+        self.last_used.store(now, Ordering::Relaxed);
+    }
+
+    /// When it was last used: larger is more recent.
+    pub fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
     }
 
     /// An entry read back from the disk tier, keeping its original time.
@@ -149,6 +168,11 @@ impl ImageCache {
         keys.len()
     }
 
+    /// Every entry held now, in no particular order (a worker's hand-off).
+    pub fn entries(&self) -> Vec<(Arc<String>, Arc<CachedImage>)> {
+        self.inner.iter().collect()
+    }
+
     /// Entries and weighed bytes, after applying pending evictions, for the
     /// gauges sampled at scrape time.
     pub async fn usage(&self) -> (u64, u64) {
@@ -175,6 +199,15 @@ mod tests {
         assert!(bytes <= 10_000, "weighed {bytes} bytes over budget");
         assert!(entries < 20);
         assert!(evictions.get() > 0);
+    }
+
+    #[tokio::test]
+    async fn touching_an_entry_makes_it_the_most_recent() {
+        let a = CachedImage::new(Bytes::from_static(b"a"), "image/png");
+        let b = CachedImage::new(Bytes::from_static(b"b"), "image/png");
+        assert!(b.last_used() > a.last_used());
+        a.touch();
+        assert!(a.last_used() > b.last_used());
     }
 
     #[tokio::test]

@@ -11,12 +11,17 @@ pub mod cache;
 pub mod disk;
 pub mod fetch;
 pub mod fetch_slots;
+pub mod handoff;
 pub mod netguard;
+pub mod peer_fill;
+pub mod peers;
 pub mod purge;
+#[cfg(test)]
+pub(crate) mod tests_support;
 pub mod tiers;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use url::Url;
 
@@ -66,6 +71,8 @@ pub struct Worker {
     pool: Pool,
     limits: Limits,
     fetch_slots: Arc<FetchSlots>,
+    /// The other workers (peer fill, hand-off); `None` in a standalone node.
+    peers: Option<peers::Peers>,
 }
 
 /// The answer of [`Worker::get_or_fill`].
@@ -94,11 +101,13 @@ pub struct WorkerConfig {
     pub max_fetches: usize,
     /// Concurrent fetches from one host (`MAX_FETCHES_PER_HOST`).
     pub max_fetches_per_host: usize,
+    /// The other workers, in a cluster.
+    pub peers: Option<peers::Peers>,
 }
 
 /// The cache key of `url` transformed by `opts`: the URL alone for the
 /// original, so every variant of one image shares one original entry.
-fn cache_key(url: &Url, opts: &TransformOptions) -> String {
+pub(crate) fn cache_key(url: &Url, opts: &TransformOptions) -> String {
     if opts.is_identity() {
         url.as_str().to_string()
     } else {
@@ -129,6 +138,7 @@ impl Worker {
             pool: Pool::new(cfg.threads, cfg.max_queue),
             limits: cfg.limits,
             fetch_slots: FetchSlots::new(cfg.max_fetches, cfg.max_fetches_per_host),
+            peers: cfg.peers,
         }))
     }
 
@@ -177,6 +187,7 @@ impl Worker {
             });
         }
         self.metrics.cache_misses.inc();
+        let started = SystemTime::now();
         let image = if opts.is_identity() {
             self.original(url).await?
         } else {
@@ -185,6 +196,9 @@ impl Worker {
             let opts = opts.clone();
             let disk_key = key.clone();
             let init = async move {
+                if let Some(copy) = this.copy_from_peer(&url, &opts, &disk_key).await {
+                    return Ok(copy);
+                }
                 let original = this.original(&url).await.map_err(Arc::unwrap_or_clone)?;
                 let made = this.variant(original, opts).await?;
                 this.tiers.persist(&disk_key, &made).await;
@@ -192,10 +206,13 @@ impl Worker {
             };
             self.tiers.memory().get_or_try_insert(key, init).await?
         };
-        Ok(Filled {
-            image,
-            cache: CacheStatus::Miss,
-        })
+        // Stored before this request began: a peer's copy (peer fill), a
+        // hit for the cluster's cache.
+        let cache = match image.stored_at < started {
+            true => CacheStatus::Hit,
+            false => CacheStatus::Miss,
+        };
+        Ok(Filled { image, cache })
     }
 
     /// The original bytes of `url`: cached, or fetched once for all callers.
@@ -209,6 +226,10 @@ impl Worker {
         // is cached, even if the request that started it goes away.
         let init = async move {
             tokio::spawn(async move {
+                let identity = TransformOptions::default();
+                if let Some(copy) = this.copy_from_peer(&owned, &identity, owned.as_str()).await {
+                    return Ok(copy);
+                }
                 let img = this.download_original(&owned).await?;
                 this.tiers.persist(owned.as_str(), &img).await;
                 Ok::<_, WorkerError>(img)

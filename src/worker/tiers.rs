@@ -54,7 +54,7 @@ impl Tiers {
     }
 
     /// Whether `img`, cached for `url`, may be served now.
-    fn servable(&self, url: &str, img: &CachedImage) -> bool {
+    pub fn servable(&self, url: &str, img: &CachedImage) -> bool {
         !self.memory.remaining_ttl(img).is_zero() && !self.purges.is_purged(url, img.stored_at)
     }
 
@@ -63,6 +63,7 @@ impl Tiers {
     pub async fn get(&self, key: &str, url: &str) -> Option<(Arc<CachedImage>, Tier)> {
         if let Some(img) = self.memory.get(key).await {
             if self.servable(url, &img) {
+                img.touch();
                 return Some((img, Tier::Memory));
             }
             self.memory.remove(key).await;
