@@ -68,13 +68,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let disk = worker.as_ref().and_then(|w| w.tiers().disk().cloned());
-    let handoff = worker.clone().map(|w| {
-        let budget = cfg.handoff_timeout;
-        Box::pin(async move {
-            w.hand_off(budget).await;
-        }) as shutdown::Farewell
-    });
+    let stopping = worker.clone();
     let gateway = match metrics.gateway.clone().filter(|_| has_gateway) {
         Some(gateway_metrics) => {
             let backends = backends(&cfg, &worker, &membership, &keys)?;
@@ -121,23 +115,33 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         max_connections = cfg.max_connections,
         "img-proxy node started"
     );
-    let leaving = shutdown::Leaving {
-        membership,
-        handoff,
-    };
-    serve(&cfg, listener, app, connections, leaving, disk).await
+    serve(&cfg, listener, app, connections, membership, stopping).await
 }
 
-/// Serves until a shutdown signal, then gives the disk tier its last
-/// writes.
+/// A worker's hand-off on its way out (`HANDOFF_TIMEOUT`).
+fn handoff(cfg: &Config, worker: &Option<Arc<Worker>>) -> Option<shutdown::Farewell> {
+    let worker = Arc::clone(worker.as_ref()?);
+    let budget = cfg.handoff_timeout;
+    Some(Box::pin(async move {
+        worker.hand_off(budget).await;
+    }))
+}
+
+/// Serves until a shutdown signal, then (a worker) hands its entries off
+/// and gives the disk tier its last writes.
 async fn serve(
     cfg: &Config,
     listener: tokio::net::TcpListener,
     app: Router,
     connections: Arc<Connections>,
-    leaving: shutdown::Leaving,
-    disk: Option<Arc<DiskTier>>,
+    membership: Option<Arc<Membership>>,
+    worker: Option<Arc<Worker>>,
 ) -> anyhow::Result<()> {
+    let disk: Option<Arc<DiskTier>> = worker.as_ref().and_then(|w| w.tiers().disk().cloned());
+    let leaving = shutdown::Leaving {
+        membership,
+        handoff: handoff(cfg, &worker),
+    };
     let serve_cfg = edge::serve::ServeConfig {
         deadlines: edge::connections::Deadlines {
             header_read: cfg.header_read_timeout,
