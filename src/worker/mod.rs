@@ -310,10 +310,12 @@ impl Worker {
         self.metrics.cache_bytes.set(bytes as i64);
         if let Some(disk) = self.tiers.disk() {
             let disk = Arc::clone(disk);
-            let on_disk = tokio::task::spawn_blocking(move || disk.bytes_on_disk())
-                .await
-                .unwrap_or(0);
+            let (on_disk, entries) =
+                tokio::task::spawn_blocking(move || (disk.bytes_on_disk(), disk.entries()))
+                    .await
+                    .unwrap_or((0, 0));
             self.metrics.cache_disk_bytes.set(on_disk as i64);
+            self.metrics.cache_disk_entries.set(entries as i64);
         }
     }
 }
