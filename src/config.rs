@@ -617,6 +617,28 @@ mod tests {
     }
 
     #[test]
+    fn the_handoff_budget_defaults_to_5s_and_must_fit_the_shutdown_deadline() {
+        let cfg = parse(&["--name", "n"]).unwrap().node;
+        assert_eq!(
+            cfg.into_config(Role::Standalone).unwrap().handoff_timeout,
+            Duration::from_secs(5)
+        );
+        let cfg = parse(&["--name", "n", "--handoff-timeout", "0"])
+            .unwrap()
+            .node;
+        assert!(cfg
+            .into_config(Role::Standalone)
+            .unwrap()
+            .handoff_timeout
+            .is_zero());
+        let cfg = parse(&["--name", "n", "--handoff-timeout", "8s"])
+            .unwrap()
+            .node;
+        let err = cfg.into_config(Role::Standalone).unwrap_err().to_string();
+        assert!(err.contains("HANDOFF_TIMEOUT"), "{err}");
+    }
+
+    #[test]
     fn cluster_roles_need_a_secret() {
         let cli = parse(&["gateway", "--name", "g", "--http-addr", "127.0.0.1:1"]).unwrap();
         let Some(Command::Gateway(args)) = cli.command else {
