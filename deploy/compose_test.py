@@ -43,6 +43,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # against both roles until it is listed here.
 WORKER_ONLY = {
     "CACHE_MAX_BYTES", "CACHE_TTL", "STALE_TTL", "CACHE_DIR", "CACHE_DISK_BYTES",
+    "HANDOFF_TIMEOUT",
     "MAX_SOURCE_BYTES", "FETCH_TIMEOUT", "MAX_REDIRECTS",
     "ALLOWED_SOURCE_NETWORKS", "MAX_SOURCE_PIXELS", "MAX_ANIMATION_FRAMES",
     "MAX_QUEUE", "MAX_ORIGIN_FETCHES", "MAX_FETCHES_PER_HOST",

@@ -136,6 +136,12 @@ pub struct NodeArgs {
     #[arg(long, env = "CACHE_DISK_BYTES", default_value = "1GiB", value_parser = parse_bytes)]
     pub cache_disk_bytes: u64,
 
+    /// Worker: on SIGTERM, time spent handing cached entries (most recently
+    /// used first) to the workers that own them next; `0` disables it. At
+    /// most 7s, within the 9 s shutdown deadline.
+    #[arg(long, env = "HANDOFF_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub handoff_timeout: Duration,
+
     /// Bearer token that enables `DELETE /image` (purge) on gateways;
     /// unset: purge is disabled (403).
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
@@ -267,6 +273,8 @@ pub struct Config {
     /// `None`: memory only.
     pub cache_dir: Option<std::path::PathBuf>,
     pub cache_disk_bytes: u64,
+    /// Hand-off budget on SIGTERM; zero: no hand-off.
+    pub handoff_timeout: Duration,
     /// `None`: purge disabled.
     pub admin_token: Option<String>,
     pub max_source_bytes: u64,
@@ -309,6 +317,8 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("GOSSIP_INTERVAL must be at most 1s, so that dead nodes leave every view within 10 s")]
     GossipTooSlow,
+    #[error("HANDOFF_TIMEOUT must be at most 7s, to fit the 9 s shutdown deadline")]
+    HandoffTooLong,
     #[error("ADVERTISE_ADDR {0} is unspecified; other nodes need an address they can reach")]
     UnspecifiedAdvertise(IpAddr),
     #[error("{0}")]
@@ -316,6 +326,10 @@ pub enum ConfigError {
     #[error("MAX_CONNECTIONS {max} leaves too few of the {limit} file descriptors (RLIMIT_NOFILE) for origin, worker and gossip sockets; use at most {most} or raise the limit")]
     TooManyConnections { max: usize, limit: u64, most: u64 },
 }
+
+/// Longest `HANDOFF_TIMEOUT`: the hand-off runs inside the shutdown
+/// deadline (9 s), after which the disk tier gets its last writes.
+const MAX_HANDOFF_TIMEOUT: Duration = Duration::from_secs(7);
 
 impl NodeArgs {
     /// Validates the arguments for `role` and fills machine-dependent defaults.
@@ -346,6 +360,9 @@ impl NodeArgs {
         if self.gossip_interval > Duration::from_secs(1) {
             return Err(ConfigError::GossipTooSlow);
         }
+        if self.handoff_timeout > MAX_HANDOFF_TIMEOUT {
+            return Err(ConfigError::HandoffTooLong);
+        }
         let advertise_ip = match self.advertise_addr {
             Some(ip) if ip.is_unspecified() => return Err(ConfigError::UnspecifiedAdvertise(ip)),
             Some(ip) => ip,
@@ -373,6 +390,7 @@ impl NodeArgs {
             stale_ttl: self.stale_ttl,
             cache_dir,
             cache_disk_bytes: self.cache_disk_bytes,
+            handoff_timeout: self.handoff_timeout,
             admin_token: self.admin_token.filter(|t| !t.is_empty()),
             max_source_bytes: self.max_source_bytes,
             fetch_timeout: self.fetch_timeout,
@@ -619,6 +637,28 @@ mod tests {
         };
         let cfg = args.into_config(Role::Worker).unwrap();
         assert_eq!(cfg.known_hosts, vec!["a".to_string(), "b:7000".to_string()]);
+    }
+
+    #[test]
+    fn the_handoff_budget_defaults_to_5s_and_must_fit_the_shutdown_deadline() {
+        let cfg = parse(&["--name", "n"]).unwrap().node;
+        assert_eq!(
+            cfg.into_config(Role::Standalone).unwrap().handoff_timeout,
+            Duration::from_secs(5)
+        );
+        let cfg = parse(&["--name", "n", "--handoff-timeout", "0"])
+            .unwrap()
+            .node;
+        assert!(cfg
+            .into_config(Role::Standalone)
+            .unwrap()
+            .handoff_timeout
+            .is_zero());
+        let cfg = parse(&["--name", "n", "--handoff-timeout", "8s"])
+            .unwrap()
+            .node;
+        let err = cfg.into_config(Role::Standalone).unwrap_err().to_string();
+        assert!(err.contains("HANDOFF_TIMEOUT"), "{err}");
     }
 
     #[test]

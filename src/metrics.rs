@@ -93,8 +93,19 @@ pub struct WorkerMetrics {
     pub revalidations: Family<RevalidationLabel, Counter>,
     /// Bytes the disk tier's files occupy (sampled at scrape time).
     pub cache_disk_bytes: Gauge,
+    /// Entries in the disk tier (sampled at scrape time; see
+    /// [`crate::worker::disk::DiskTier::entries`] for how it is counted).
+    pub cache_disk_entries: Gauge,
     /// The disk tier's counters (registered even without `CACHE_DIR`, at 0).
     pub disk: DiskMetrics,
+    /// Misses answered by a peer's copy instead of the origin.
+    pub peer_fill_hits: Counter,
+    /// Misses a peer could not answer (none held, timed out, refused).
+    pub peer_fill_misses: Counter,
+    /// Entries a leaving worker handed off and their new owner stored.
+    pub handoff_sent: Counter,
+    /// Entries this worker stored from a leaving worker's hand-off.
+    pub handoff_received: Counter,
     /// Time to fetch an origin body, successful or not.
     pub fetch_duration: Histogram,
     /// Origin fetches that failed, by kind.
@@ -251,7 +262,37 @@ impl WorkerMetrics {
                 Unit::Bytes,
                 Gauge::default(),
             ),
+            cache_disk_entries: add(
+                r,
+                "cache_disk_entries",
+                "Entries in the disk tier (approximate after a crash, see README)",
+                Gauge::default(),
+            ),
             disk: DiskMetrics::register(r),
+            peer_fill_hits: add(
+                r,
+                "cache_peer_fill_hits",
+                "Cache misses answered by the previous owner's copy instead of the origin",
+                Counter::default(),
+            ),
+            peer_fill_misses: add(
+                r,
+                "cache_peer_fill_misses",
+                "Cache misses the previous owner could not answer (not held, timed out)",
+                Counter::default(),
+            ),
+            handoff_sent: add(
+                r,
+                "cache_handoff_sent_entries",
+                "Entries this worker handed off to their new owners when it left",
+                Counter::default(),
+            ),
+            handoff_received: add(
+                r,
+                "cache_handoff_received_entries",
+                "Entries this worker stored from a leaving worker's hand-off",
+                Counter::default(),
+            ),
             fetch_duration: add_in(
                 r,
                 "origin_fetch_duration",

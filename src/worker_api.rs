@@ -9,6 +9,10 @@
 //! Besides the lookup and the fill, `DELETE /v1/cache?url=U&at=T` is the
 //! purge extension (see [`crate::protocol::purge`]): `{"removed": N}`, and
 //! `GET /v1/stats` the dashboard's (cache entries, bytes, hits, misses).
+//! `PUT /v1/cache?url=U&<options>` with the bytes as body and
+//! `x-stored-at` is the hand-off extension (a leaving worker's entry,
+//! see [`crate::worker::handoff`]): `{"stored": bool}`. Lookup answers carry
+//! `x-stored-at` too, for peer fills (see [`crate::worker::peer_fill`]).
 //!
 //! It sits beside [`crate::worker`], not inside it, because it turns the
 //! worker's errors into HTTP answers through [`crate::error`], which itself
@@ -24,6 +28,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::cluster::auth;
@@ -32,18 +37,27 @@ use crate::cluster::replay::NonceWindow;
 use crate::edge::metrics::EdgeMetrics;
 use crate::error::ApiError;
 use crate::pipeline::TransformOptions;
-use crate::protocol::header::{CLUSTER_AUTH, X_SERVED_BY};
+use crate::protocol::header::{CLUSTER_AUTH, X_SERVED_BY, X_STORED_AT};
 use crate::protocol::purge::parse_purge_query;
 use crate::protocol::RequestError;
 use crate::protocol::{
     image_response, parse_image_query, CacheStatus, FillRequest, ImageAnswer, LocalWorker,
-    FILL_PATH, LOOKUP_PATH, STATS_PATH,
+    FILL_PATH, LOOKUP_PATH, MAX_HANDOFF_BYTES, STATS_PATH,
 };
 use crate::worker::cache::CachedImage;
+use crate::worker::handoff::Received;
+use crate::worker::peers::{parse_unix_ms, unix_ms, PeerCopy};
 use crate::worker::Worker;
 
-/// Largest internal request body accepted (a JSON object naming a URL).
+/// Largest internal request body accepted (a JSON object naming a URL),
+/// except for hand-offs.
 const MAX_BODY: usize = 64 * 1024;
+/// Hand-off bodies (up to [`MAX_HANDOFF_BYTES`]) read at once: they are
+/// read before their signature can be checked, so this bounds the memory
+/// unauthenticated senders could hold.
+const LARGE_BODIES: usize = 4;
+/// How long a hand-off waits for one of those reads.
+const LARGE_BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What the signature check needs: the keys, the nonces already accepted
 /// (replays are refused), and the refusal counter.
@@ -51,6 +65,7 @@ struct InternalAuth {
     keys: ClusterKeys,
     seen: NonceWindow,
     metrics: EdgeMetrics,
+    large_bodies: Semaphore,
 }
 
 /// The `/v1` routes, behind signature checking.
@@ -59,10 +74,11 @@ pub fn routes(worker: Arc<Worker>, keys: ClusterKeys, metrics: EdgeMetrics) -> R
         keys,
         seen: auth::nonce_window(),
         metrics,
+        large_bodies: Semaphore::new(LARGE_BODIES),
     };
     Router::new()
         .route(LOOKUP_PATH, get(lookup))
-        .route(FILL_PATH, post(fill).delete(purge))
+        .route(FILL_PATH, post(fill).delete(purge).put(receive))
         .route(STATS_PATH, get(stats))
         .with_state(worker)
         .layer(middleware::from_fn_with_state(
@@ -77,7 +93,28 @@ async fn require_signature(
     next: Next,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+    let is_handoff = parts.method == axum::http::Method::PUT;
+    let _permit = match is_handoff {
+        true => {
+            match tokio::time::timeout(LARGE_BODY_WAIT, internal.large_bodies.acquire()).await {
+                Ok(Ok(permit)) => Some(permit),
+                _ => {
+                    return (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many hand-offs at once\n",
+                    )
+                        .into_response()
+                }
+            }
+        }
+        false => None,
+    };
+    let limit = if is_handoff {
+        MAX_HANDOFF_BYTES
+    } else {
+        MAX_BODY
+    };
+    let body = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
             return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response()
@@ -114,9 +151,46 @@ async fn lookup(State(worker): State<Arc<Worker>>, req: Request) -> Response {
         Err(e) => return ApiError::from(e).into_response(),
     };
     match worker.lookup(&url, &opts).await {
-        Some(found) => answer(&worker, &found.image, found.cache),
+        Some(found) => {
+            let mut resp = answer(&worker, &found.image, found.cache);
+            resp.headers_mut().insert(
+                X_STORED_AT,
+                HeaderValue::from(unix_ms(found.image.stored_at)),
+            );
+            resp
+        }
         None => ApiError::NotCached.into_response(),
     }
+}
+
+/// `PUT /v1/cache?url=U&<options>`: an entry handed off by a leaving
+/// worker, its bytes as the body, its time of storage in `x-stored-at`.
+async fn receive(State(worker): State<Arc<Worker>>, req: Request) -> Response {
+    let (url, opts) = match parse_image_query(req.uri().query()) {
+        Ok((url, requested)) => (url, requested.resolve(None).options),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let stored_at = req
+        .headers()
+        .get(X_STORED_AT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_unix_ms);
+    let Some(stored_at) = stored_at else {
+        let msg = "missing or invalid x-stored-at (Unix milliseconds)\n";
+        return (StatusCode::BAD_REQUEST, msg).into_response();
+    };
+    // The signature check has read the whole body already, within its limit.
+    let body = match axum::body::to_bytes(req.into_body(), MAX_HANDOFF_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "entry too large\n").into_response(),
+    };
+    if crate::pipeline::sniff::sniff(&body).is_none() {
+        let msg = "the body is not a supported image\n";
+        return (StatusCode::UNPROCESSABLE_ENTITY, msg).into_response();
+    }
+    let copy = PeerCopy { body, stored_at };
+    let stored = worker.receive(&url, &opts, copy).await == Received::Stored;
+    Json(serde_json::json!({ "stored": stored })).into_response()
 }
 
 /// `POST /v1/cache`: the image, cached or filled now; an error answer

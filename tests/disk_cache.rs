@@ -77,6 +77,8 @@ async fn a_restart_after_sigterm_serves_disk_entries_as_hits() {
     wait_exit(&mut node).await;
 
     let node = node_on(dir.path(), http).await;
+    // The original and the variant, counted across the graceful restart.
+    assert_eq!(node.metric("img_proxy_cache_disk_entries").await, 2.0);
     expect_hits(&node, &source, &original, &variant).await;
     assert_eq!(origin.hits("/img/term.png"), 1);
 }

@@ -51,6 +51,8 @@ pub(crate) fn serve_as_is(opts: &TransformOptions) -> bool {
         && opts
             .format
             .is_none_or(|f| f == super::options::OutputFormat::Avif)
+        && opts.blur.is_none()
+        && opts.sharpen.is_none()
         && (!CAN_DECODE || opts.quality == DEFAULT_QUALITY)
 }
 

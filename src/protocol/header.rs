@@ -13,6 +13,10 @@ pub const X_CACHE: &str = "x-cache";
 pub const X_SERVED_BY: &str = "x-served-by";
 /// Ties the gateway's log line to the worker's for one request.
 pub const X_REQUEST_ID: &str = "x-request-id";
+/// Worker to worker (peer fill answers, hand-offs): when the entry was
+/// fetched or made, in Unix milliseconds, so a copy keeps its remaining
+/// freshness. Never relayed to users.
+pub const X_STORED_AT: &str = "x-stored-at";
 /// `nosniff`: browsers must trust our sniffed `Content-Type`.
 pub const X_CONTENT_TYPE_OPTIONS: &str = "x-content-type-options";
 

@@ -5,6 +5,7 @@
 //! | `GET /v1/image?url=U&w=..` ([`LOOKUP_PATH`]) | 200 with the cached image, or 404 when not cached |
 //! | `POST /v1/cache` `{"url": U, "w": ..}` ([`FILL_PATH`], [`FillRequest`]) | fetches, caches and returns the image, or the error |
 //! | `GET /v1/stats` ([`STATS_PATH`]) | the worker's cache figures ([`WorkerStats`]), for the dashboard |
+//! | `PUT /v1/cache?url=U&w=..` (worker to worker, hand-off), body: the bytes, `x-stored-at` | `{"stored": bool}` |
 //!
 //! Both carry the cluster signature ([`header::CLUSTER_AUTH`]) and the
 //! request id ([`RequestId`]). A worker's answer carries the headers of
@@ -29,6 +30,9 @@ mod stats;
 pub const LOOKUP_PATH: &str = "/v1/image";
 /// Worker: fetch, cache and return this image (the "fill").
 pub const FILL_PATH: &str = "/v1/cache";
+/// Largest entry a worker accepts in a hand-off (`PUT /v1/cache`); larger
+/// entries are not handed off.
+pub const MAX_HANDOFF_BYTES: usize = 32 << 20;
 /// Gateway: the public image endpoint.
 pub const PUBLIC_IMAGE_PATH: &str = "/image";
 

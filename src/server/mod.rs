@@ -32,6 +32,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::Limits;
 use crate::worker::disk::DiskTier;
 use crate::worker::fetch::{install_crypto_provider, FetchConfig};
+use crate::worker::peers::Peers;
 use crate::worker::{Worker, WorkerConfig};
 use crate::worker_api::{self, InProcess};
 use node_routes::Node;
@@ -62,11 +63,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let purges = purge_list(&cfg, &membership);
     let worker = match metrics.worker.clone().filter(|_| has_worker) {
         Some(worker_metrics) => {
-            Some(build_worker(&cfg, worker_metrics, Arc::clone(&purges)).await?)
+            let peers = peers(&membership, &keys)?;
+            Some(build_worker(&cfg, worker_metrics, Arc::clone(&purges), peers).await?)
         }
         None => None,
     };
-    let disk = worker.as_ref().and_then(|w| w.tiers().disk().cloned());
+    let stopping = worker.clone();
     let gateway = match metrics.gateway.clone().filter(|_| has_gateway) {
         Some(gateway_metrics) => {
             let backends = backends(&cfg, &worker, &membership, &keys)?;
@@ -125,27 +127,40 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         max_connections = cfg.max_connections,
         "img-proxy node started"
     );
-    serve(&cfg, listener, app, connections, membership, disk).await
+    serve(&cfg, listener, app, connections, membership, stopping).await
 }
 
-/// Serves until a shutdown signal, then gives the disk tier its last
-/// writes.
+/// A worker's hand-off on its way out (`HANDOFF_TIMEOUT`).
+fn handoff(cfg: &Config, worker: &Option<Arc<Worker>>) -> Option<shutdown::Farewell> {
+    let worker = Arc::clone(worker.as_ref()?);
+    let budget = cfg.handoff_timeout;
+    Some(Box::pin(async move {
+        worker.hand_off(budget).await;
+    }))
+}
+
+/// Serves until a shutdown signal, then (a worker) hands its entries off
+/// and gives the disk tier its last writes.
 async fn serve(
     cfg: &Config,
     listener: tokio::net::TcpListener,
     app: Router,
     connections: Arc<Connections>,
     membership: Option<Arc<Membership>>,
-    disk: Option<Arc<DiskTier>>,
+    worker: Option<Arc<Worker>>,
 ) -> anyhow::Result<()> {
+    let disk: Option<Arc<DiskTier>> = worker.as_ref().and_then(|w| w.tiers().disk().cloned());
+    let leaving = shutdown::Leaving {
+        membership,
+        handoff: handoff(cfg, &worker),
+    };
     let serve_cfg = edge::serve::ServeConfig {
         deadlines: edge::connections::Deadlines {
             header_read: cfg.header_read_timeout,
             keep_alive: cfg.keep_alive_timeout,
         },
     };
-    let served =
-        shutdown::serve_until_signal(listener, app, connections, serve_cfg, membership).await;
+    let served = shutdown::serve_until_signal(listener, app, connections, serve_cfg, leaving).await;
     if let Some(disk) = disk {
         disk.close_within(CLOSE_DISK_DEADLINE).await;
     }
@@ -167,6 +182,20 @@ fn purge_list(cfg: &Config, membership: &Option<Arc<Membership>>) -> Arc<PurgeLi
             list
         }
         None => Arc::new(PurgeList::standalone(cfg.cache_ttl + cfg.stale_ttl)),
+    }
+}
+
+/// A worker's view of the other workers (peer fill and hand-off), in a
+/// cluster.
+fn peers(
+    membership: &Option<Arc<Membership>>,
+    keys: &Option<ClusterKeys>,
+) -> anyhow::Result<Option<Peers>> {
+    match (membership, keys) {
+        (Some(m), Some(k)) => Ok(Some(
+            Peers::new(Arc::clone(m), k.clone()).context("cannot build the HTTP client")?,
+        )),
+        _ => Ok(None),
     }
 }
 
@@ -203,6 +232,7 @@ async fn build_worker(
     cfg: &Config,
     metrics: crate::metrics::WorkerMetrics,
     purges: Arc<PurgeList>,
+    peers: Option<Peers>,
 ) -> anyhow::Result<Arc<Worker>> {
     let disk = match &cfg.cache_dir {
         Some(dir) => Some(
@@ -232,6 +262,7 @@ async fn build_worker(
         purges,
         max_fetches: cfg.max_origin_fetches,
         max_fetches_per_host: cfg.max_fetches_per_host,
+        peers,
     };
     Worker::new(cfg.name.clone(), worker_cfg, metrics)
         .map_err(|e| anyhow!("cannot start the worker: {e}"))

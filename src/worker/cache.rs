@@ -8,6 +8,7 @@
 //! now does not stop a success later.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -43,7 +44,25 @@ pub struct CachedImage {
     /// The origin's `ETag` / `Last-Modified` (originals only), sent back
     /// when revalidating.
     pub validators: Validators,
+    /// When it was last served or stored, on a process-wide counter: the
+    /// order in which a leaving worker hands entries off (most recent first).
+    last_used: AtomicU64,
+    /// Where this copy came from: a peer's copy answers `HIT` on the fill
+    /// that fetched it (the cluster's cache had it).
+    pub provenance: Provenance,
 }
+
+/// Where a cache entry's bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    /// Fetched from the origin or made here.
+    Made,
+    /// Copied from another worker's cache (peer fill or hand-off).
+    Peer,
+}
+
+/// The process-wide use counter behind [`CachedImage::touch`].
+static USE_CLOCK: AtomicU64 = AtomicU64::new(0);
 
 impl CachedImage {
     /// Wraps bytes of a known type, computing the ETag once.
@@ -56,7 +75,20 @@ impl CachedImage {
             stored_at: SystemTime::now(),
             fresh_until: None,
             validators: Validators::default(),
+            last_used: AtomicU64::new(USE_CLOCK.fetch_add(1, Ordering::Relaxed)),
+            provenance: Provenance::Made,
         }
+    }
+
+    /// Marks the entry as just used.
+    pub fn touch(&self) {
+        let now = USE_CLOCK.fetch_add(1, Ordering::Relaxed);
+        self.last_used.store(now, Ordering::Relaxed);
+    }
+
+    /// When it was last used: larger is more recent.
+    pub fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
     }
 
     /// An entry read back from the disk tier, keeping its original times.
@@ -67,6 +99,14 @@ impl CachedImage {
         CachedImage {
             stored_at,
             ..CachedImage::new(body, content_type)
+        }
+    }
+
+    /// The same entry marked as another worker's copy.
+    pub fn from_peer(self) -> CachedImage {
+        CachedImage {
+            provenance: Provenance::Peer,
+            ..self
         }
     }
 
@@ -93,6 +133,8 @@ impl CachedImage {
             stored_at: self.stored_at,
             fresh_until: Some(fresh_until),
             validators,
+            last_used: AtomicU64::new(self.last_used()),
+            provenance: self.provenance,
         }
     }
 }
@@ -239,6 +281,11 @@ impl ImageCache {
         keys.len()
     }
 
+    /// Every entry held now, in no particular order (a worker's hand-off).
+    pub fn entries(&self) -> Vec<(Arc<String>, Arc<CachedImage>)> {
+        self.inner.iter().collect()
+    }
+
     /// Entries and weighed bytes, after applying pending evictions, for the
     /// gauges sampled at scrape time.
     pub async fn usage(&self) -> (u64, u64) {
@@ -265,6 +312,15 @@ mod tests {
         assert!(bytes <= 10_000, "weighed {bytes} bytes over budget");
         assert!(entries < 20);
         assert!(evictions.get() > 0);
+    }
+
+    #[tokio::test]
+    async fn touching_an_entry_makes_it_the_most_recent() {
+        let a = CachedImage::new(Bytes::from_static(b"a"), "image/png");
+        let b = CachedImage::new(Bytes::from_static(b"b"), "image/png");
+        assert!(b.last_used() > a.last_used());
+        a.touch();
+        assert!(a.last_used() > b.last_used());
     }
 
     #[tokio::test]

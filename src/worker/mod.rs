@@ -11,11 +11,16 @@ pub mod cache;
 pub mod disk;
 pub mod fetch;
 pub mod fetch_slots;
+pub mod handoff;
 pub mod netguard;
+pub mod peer_fill;
+pub mod peers;
 pub mod purge;
 pub mod revalidate;
 pub mod revalidations;
 mod stats;
+#[cfg(test)]
+pub(crate) mod tests_support;
 pub mod tiers;
 
 use std::sync::Arc;
@@ -28,7 +33,7 @@ use crate::pipeline::complete::check_complete;
 use crate::pipeline::sniff::sniff;
 use crate::pipeline::{transform, Limits, PipelineError, Pool, PoolError, TransformOptions};
 use crate::protocol::CacheStatus;
-use cache::{CachedImage, Freshness, ImageCache};
+use cache::{CachedImage, Freshness, ImageCache, Provenance};
 use fetch::{FetchConfig, FetchError, Fetched, OriginClient};
 use fetch_slots::{FetchSlots, SlotsFull};
 use revalidations::Revalidations;
@@ -72,6 +77,8 @@ pub struct Worker {
     fetch_slots: Arc<FetchSlots>,
     /// URLs whose stale entries are being revalidated.
     revalidations: Revalidations,
+    /// The other workers (peer fill, hand-off); `None` in a standalone node.
+    peers: Option<peers::Peers>,
 }
 
 /// The answer of [`Worker::get_or_fill`].
@@ -102,11 +109,13 @@ pub struct WorkerConfig {
     pub max_fetches: usize,
     /// Concurrent fetches from one host (`MAX_FETCHES_PER_HOST`).
     pub max_fetches_per_host: usize,
+    /// The other workers, in a cluster.
+    pub peers: Option<peers::Peers>,
 }
 
 /// The cache key of `url` transformed by `opts`: the URL alone for the
 /// original, so every variant of one image shares one original entry.
-fn cache_key(url: &Url, opts: &TransformOptions) -> String {
+pub(crate) fn cache_key(url: &Url, opts: &TransformOptions) -> String {
     if opts.is_identity() {
         url.as_str().to_string()
     } else {
@@ -139,6 +148,7 @@ impl Worker {
             limits: cfg.limits,
             fetch_slots: FetchSlots::new(cfg.max_fetches, cfg.max_fetches_per_host),
             revalidations: Revalidations::default(),
+            peers: cfg.peers,
         }))
     }
 
@@ -210,6 +220,9 @@ impl Worker {
             let opts = opts.clone();
             let disk_key = key.clone();
             let init = async move {
+                if let Some(copy) = this.copy_from_peer(&url, &opts, &disk_key).await {
+                    return Ok(copy);
+                }
                 let original = this.original(&url).await.map_err(Arc::unwrap_or_clone)?;
                 let made = this.variant(original, opts).await?;
                 this.tiers.persist(&disk_key, &made).await;
@@ -217,13 +230,15 @@ impl Worker {
             };
             self.tiers.memory().get_or_try_insert(key, init).await?
         };
-        // A variant made from a stale original is stale too.
+        // A variant made from a stale original is stale too; a peer's copy
+        // (peer fill) is a hit for the cluster's cache.
         let cache = match self.tiers.memory().freshness(&image) {
-            Freshness::Fresh => CacheStatus::Miss,
             Freshness::Stale | Freshness::Dead => {
                 self.metrics.stale_answers.inc();
                 CacheStatus::Stale
             }
+            Freshness::Fresh if image.provenance == Provenance::Peer => CacheStatus::Hit,
+            Freshness::Fresh => CacheStatus::Miss,
         };
         Ok(Filled { image, cache })
     }
@@ -243,6 +258,10 @@ impl Worker {
         // is cached, even if the request that started it goes away.
         let init = async move {
             tokio::spawn(async move {
+                let identity = TransformOptions::default();
+                if let Some(copy) = this.copy_from_peer(&owned, &identity, owned.as_str()).await {
+                    return Ok(copy);
+                }
                 let img = this.download_original(&owned).await?;
                 this.tiers.persist(owned.as_str(), &img).await;
                 Ok::<_, WorkerError>(img)
@@ -332,10 +351,12 @@ impl Worker {
         self.metrics.cache_bytes.set(bytes as i64);
         if let Some(disk) = self.tiers.disk() {
             let disk = Arc::clone(disk);
-            let on_disk = tokio::task::spawn_blocking(move || disk.bytes_on_disk())
-                .await
-                .unwrap_or(0);
+            let (on_disk, entries) =
+                tokio::task::spawn_blocking(move || (disk.bytes_on_disk(), disk.entries()))
+                    .await
+                    .unwrap_or((0, 0));
             self.metrics.cache_disk_bytes.set(on_disk as i64);
+            self.metrics.cache_disk_entries.set(entries as i64);
         }
     }
 }

@@ -70,6 +70,12 @@ impl Tiers {
         &self.purges
     }
 
+    /// Whether `img`, cached for `url`, may be served now as fresh (what a
+    /// peer fill or a hand-off accepts: stale copies are not passed on).
+    pub fn servable(&self, url: &str, img: &CachedImage) -> bool {
+        !self.memory.remaining_ttl(img).is_zero() && !self.purges.is_purged(url, img.stored_at)
+    }
+
     /// The fresh entry for `key` (an entry of source `url`) from memory or
     /// else disk, and which tier had it.
     pub async fn get(&self, key: &str, url: &str) -> Option<(Arc<CachedImage>, Tier)> {
@@ -82,6 +88,7 @@ impl Tiers {
     pub async fn lookup(&self, key: &str, url: &str) -> Option<Found> {
         if let Some(img) = self.memory.get(key).await {
             if let Some((image, freshness)) = self.judge(key, url, Arc::clone(&img)).await {
+                image.touch();
                 if !Arc::ptr_eq(&image, &img) {
                     self.memory
                         .insert(key.to_string(), Arc::clone(&image))

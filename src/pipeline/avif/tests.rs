@@ -132,3 +132,20 @@ fn idat_item_and_unknown_boxes_decode() {
     h.extra.push(bx(b"zzzz", &[1, 2, 3]));
     assert_quadrants(&png(&h.build(), None), 40, "idat + unknown boxes");
 }
+
+/// Blur and sharpen change pixels, so an AVIF asked for either at its own
+/// size and format is decoded, not passed through untouched.
+#[test]
+fn blur_or_sharpen_alone_is_not_served_as_is() {
+    use crate::pipeline::options::RequestedOptions;
+    let opts = |q: &[(&str, &str)]| {
+        RequestedOptions::from_query(q.iter().copied())
+            .expect("valid options")
+            .resolve(None)
+            .options
+    };
+    assert!(super::serve_as_is(&opts(&[])));
+    assert!(super::serve_as_is(&opts(&[("format", "avif")])));
+    assert!(!super::serve_as_is(&opts(&[("blur", "5")])));
+    assert!(!super::serve_as_is(&opts(&[("sharpen", "1"), ("format", "avif")])));
+}

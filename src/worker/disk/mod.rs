@@ -30,6 +30,7 @@
 //!   reserved space) turns writes off, with a warning and the same gauge,
 //!   until a later probe succeeds.
 
+pub mod keys;
 pub mod record;
 
 use std::panic::AssertUnwindSafe;
@@ -111,6 +112,8 @@ pub struct DiskTier {
     /// Held while the process lives (the OS drops it even on SIGKILL).
     _lock: std::fs::File,
     last_probe: Mutex<Instant>,
+    /// The keys stored, for the entries gauge (foyer counts none).
+    keys: keys::KeyList,
 }
 
 impl DiskTier {
@@ -156,7 +159,8 @@ impl DiskTier {
                 "cannot reserve CACHE_DISK_BYTES ({budget} bytes) there: {e}"
             ))
         })?;
-        info!(dir = %dir.display(), budget, block_size, elapsed_ms = started.elapsed().as_millis() as u64, "disk cache opened");
+        let keys = keys::KeyList::load(dir, |k| cache.storage().may_contains(k));
+        info!(dir = %dir.display(), budget, block_size, entries = keys.len(), elapsed_ms = started.elapsed().as_millis() as u64, "disk cache opened");
         Ok(Arc::new(DiskTier {
             cache,
             dir: dir.to_path_buf(),
@@ -164,6 +168,7 @@ impl DiskTier {
             metrics,
             degraded: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            keys,
             _lock: lock,
             last_probe: Mutex::new(Instant::now()),
         }))
@@ -232,6 +237,7 @@ impl DiskTier {
             "damaged disk cache entry dropped; it will be fetched again"
         );
         self.guard(|| self.cache.storage().delete(key));
+        self.keys.remove(key);
     }
 
     /// Runs a foyer call, switching the tier off if it panics.
@@ -266,6 +272,7 @@ impl DiskTier {
             return;
         }
         self.metrics.writes.inc();
+        self.keys.insert(&key);
         self.guard(|| self.cache.storage_writer(key).force().insert(record));
     }
 
@@ -282,6 +289,20 @@ impl DiskTier {
         if !self.failed.load(Ordering::Relaxed) {
             self.guard(|| self.cache.remove(key));
         }
+        self.keys.remove(key);
+    }
+
+    /// Entries on disk: the keys written (this run, and before the last
+    /// graceful stop) that the disk index still holds, so entries foyer
+    /// evicted are not counted. After a crash, entries written since the
+    /// last graceful stop are missing from the count (see [`keys`]).
+    pub fn entries(&self) -> usize {
+        if self.failed.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let storage = self.cache.storage();
+        self.keys
+            .retain(|k| self.guard(|| storage.may_contains(k)).unwrap_or(false))
     }
 
     /// Re-checks the disk at most every [`PROBE_INTERVAL`]: a write probe
@@ -325,10 +346,14 @@ impl DiskTier {
         }
     }
 
-    /// Finishes pending writes and closes the files (graceful shutdown).
+    /// Finishes pending writes and closes the files (graceful shutdown),
+    /// keeping the key list for the next start.
     pub async fn close(&self) {
         if self.failed.load(Ordering::Relaxed) {
             return;
+        }
+        if let Err(e) = self.keys.save(&self.dir) {
+            warn!(error = %e, "cannot save the disk cache's key list; its entries gauge will read low after the restart");
         }
         match AssertUnwindSafe(self.cache.close()).catch_unwind().await {
             Ok(Ok(())) => {}
@@ -381,7 +406,7 @@ fn reserve(dir: &Path) -> std::io::Result<()> {
     use fs4::fs_std::FileExt;
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if !path.is_file() || path.ends_with(LOCK_FILE) {
+        if !path.is_file() || path.ends_with(LOCK_FILE) || path.ends_with(keys::KEYS_FILE) {
             continue;
         }
         let file = std::fs::OpenOptions::new()
@@ -470,13 +495,17 @@ mod tests {
         let disk = reopen(dir.path(), &metrics).await;
         disk.put("a".into(), record(3)).await;
         disk.put("b".into(), record(5)).await;
+        assert_eq!(disk.entries(), 2);
         disk.close().await;
         drop(disk);
         let disk = reopen(dir.path(), &metrics).await;
+        assert_eq!(disk.entries(), 2, "the count survives a graceful stop");
+        disk.remove("b");
+        assert_eq!(disk.entries(), 1);
         let a = disk.get("a").await.expect("a recovered");
         assert_eq!(a.body, record(3).body);
         assert!(a.fresh_until > a.stored_at + Duration::from_secs(59));
-        assert_eq!(disk.get("b").await.map(|r| r.body), Some(record(5).body));
+        assert!(disk.get("b").await.is_none());
         assert!(disk.get("c").await.is_none());
         assert_eq!(metrics.corrupt.get(), 0);
     }
@@ -531,9 +560,14 @@ mod tests {
             disk.put(format!("k{i}"), record((i % 250) as u8 + 1)).await;
         }
         disk.close().await;
-        // The budget (16 MiB) plus the 4 KiB probe file, allocated up front.
+        // The budget (16 MiB) plus the 4 KiB probe file, allocated up front,
+        // and the key list (its keys, a byte each more, in 4 KiB pages).
+        let keys = std::fs::metadata(dir.path().join(keys::KEYS_FILE))
+            .unwrap()
+            .len();
+        assert!(keys <= 4000 * 7, "{keys}");
         assert!(
-            disk.bytes_on_disk() <= (16 << 20) + 4096 + 4096,
+            disk.bytes_on_disk() <= (16 << 20) + 4096 + 4096 + keys.next_multiple_of(4096),
             "{}",
             disk.bytes_on_disk()
         );
