@@ -48,6 +48,7 @@ mod gif_palette;
 mod jpeg;
 mod jpeg_dc;
 mod jpeg_segments;
+mod jxl;
 mod limits;
 mod pixels;
 mod png;
@@ -55,6 +56,7 @@ mod probe;
 mod render;
 mod resize;
 mod sharpen;
+mod svg;
 mod webp;
 
 pub use error::PipelineError;
