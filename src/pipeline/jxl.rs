@@ -85,15 +85,12 @@ fn init(data: &[u8], tracker: AllocTracker) -> Result<JxlImage, PipelineError> {
     }
 }
 
-/// Decodes the first frame of `data`, upright, within `limits`. Returns the
-/// pixels and the ICC profile they are in (`None`: sRGB).
-pub(crate) fn decode(
-    data: &[u8],
-    limits: &Limits,
-) -> Result<(Pixels, Option<Vec<u8>>), PipelineError> {
+/// A decoder with every frame of `data` loaded (not yet rendered), after
+/// the header's size and the frame count passed `limits`.
+fn load(data: &[u8], limits: &Limits) -> Result<JxlImage, PipelineError> {
     let h = header(data)?;
     check_pixels(h.width, h.height, limits.max_pixels)?;
-    // Room for the decoder's float planes of every channel, twice over.
+    // Room for the decoder's float planes of every channel, five times.
     let budget = limits.max_pixels.saturating_mul(4 * 4 * 5);
     let tracker = AllocTracker::with_limit(usize::try_from(budget).unwrap_or(usize::MAX));
     let image = init(data, tracker)?;
@@ -105,6 +102,22 @@ pub(crate) fn decode(
             max: limits.max_frames,
         });
     }
+    Ok(image)
+}
+
+/// The number of frames shown (keyframes) of an animation.
+pub(crate) fn frame_count(data: &[u8], limits: &Limits) -> Result<u32, PipelineError> {
+    let n = load(data, limits)?.num_loaded_keyframes();
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Decodes the first frame of `data`, upright, within `limits`. Returns the
+/// pixels and the ICC profile they are in (`None`: sRGB).
+pub(crate) fn decode(
+    data: &[u8],
+    limits: &Limits,
+) -> Result<(Pixels, Option<Vec<u8>>), PipelineError> {
+    let image = load(data, limits)?;
     let ch: u8 = match image.pixel_format() {
         PixelFormat::Gray => 1,
         PixelFormat::Graya => 2,

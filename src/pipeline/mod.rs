@@ -30,6 +30,7 @@
 pub mod avif;
 pub mod cli;
 pub mod complete;
+pub mod info;
 pub mod options;
 pub mod pool;
 pub mod sniff;

@@ -5,6 +5,10 @@
 //! | `GET /v1/image?url=U&w=..` ([`LOOKUP_PATH`]) | 200 with the cached image, or 404 when not cached |
 //! | `POST /v1/cache` `{"url": U, "w": ..}` ([`FILL_PATH`], [`FillRequest`]) | fetches, caches and returns the image, or the error |
 //!
+//! Extension for `GET /info`: the same two requests with [`INFO_PARAM`]
+//! (`info=1` in the query, `"info": "1"` in the body) ask for the URL's
+//! info JSON instead of an image ([`Product`]).
+//!
 //! Both carry the cluster signature ([`header::CLUSTER_AUTH`]) and the
 //! request id ([`RequestId`]). A worker's answer carries the headers of
 //! [`image_response`]; a gateway passes on exactly [`header::RELAYED`], the
@@ -29,9 +33,13 @@ pub const LOOKUP_PATH: &str = "/v1/image";
 pub const FILL_PATH: &str = "/v1/cache";
 /// Gateway: the public image endpoint.
 pub const PUBLIC_IMAGE_PATH: &str = "/image";
+/// Gateway: the public info endpoint.
+pub const PUBLIC_INFO_PATH: &str = "/info";
 
 pub use local::{FillFuture, LocalWorker, PurgeFuture};
-pub use request::{parse_image_query, FillRequest, RequestError};
+pub use request::{
+    parse_image_query, parse_internal_query, Asked, FillRequest, Product, RequestError, INFO_PARAM,
+};
 pub use request_id::RequestId;
 pub use response::{image_response, CacheStatus, ImageAnswer};
 pub use source_url::{check_source_url, parse_source_url, SourceUrlError};

@@ -18,6 +18,18 @@ use prometheus_client::metrics::counter::Counter;
 
 use crate::pipeline::sniff::sniff;
 
+/// The `Content-Type` of an info entry (`GET /info`).
+pub const INFO_TYPE: &str = "application/json";
+
+/// The type of cached bytes, from the bytes: an image format we read, or
+/// the info JSON (which starts with its first field); `None` otherwise.
+pub fn stored_type(body: &[u8]) -> Option<&'static str> {
+    match sniff(body) {
+        Some(f) => Some(f.mime()),
+        None => body.starts_with(b"{\"width\":").then_some(INFO_TYPE),
+    }
+}
+
 /// Bytes charged per entry on top of its body: key, headers, bookkeeping.
 const ENTRY_OVERHEAD: u64 = 256;
 
@@ -47,11 +59,17 @@ impl CachedImage {
         }
     }
 
+    /// Whether these bytes may be answered as they are: not for an SVG or
+    /// JPEG XL original (see `SourceFormat::served_as_is`).
+    pub fn served_as_is(&self) -> bool {
+        sniff(&self.body).is_none_or(|f| f.served_as_is())
+    }
+
     /// An entry read back from the disk tier, keeping its original time.
     /// The type comes from the bytes (the disk record checked they are an
-    /// image we serve).
+    /// image or an info we serve).
     pub fn restored(body: Bytes, stored_at: SystemTime) -> CachedImage {
-        let content_type = sniff(&body).map_or("application/octet-stream", |f| f.mime());
+        let content_type = stored_type(&body).unwrap_or("application/octet-stream");
         CachedImage {
             stored_at,
             ..CachedImage::new(body, content_type)

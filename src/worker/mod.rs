@@ -22,10 +22,11 @@ use url::Url;
 
 use crate::metrics::{KindLabel, WorkerMetrics};
 use crate::pipeline::complete::check_complete;
+use crate::pipeline::info::describe;
 use crate::pipeline::sniff::sniff;
 use crate::pipeline::{transform, Limits, PipelineError, Pool, PoolError, TransformOptions};
 use crate::protocol::CacheStatus;
-use cache::{CachedImage, ImageCache};
+use cache::{CachedImage, ImageCache, INFO_TYPE};
 use fetch::{FetchConfig, FetchError, OriginClient};
 use fetch_slots::{FetchSlots, SlotsFull};
 use tiers::{Tier, Tiers};
@@ -39,7 +40,9 @@ pub enum WorkerError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     /// The origin answered with something that is not a supported image.
-    #[error("the origin's answer is not a supported image (JPEG, PNG, GIF, WebP or AVIF)")]
+    #[error(
+        "the origin's answer is not a supported image (JPEG, PNG, GIF, WebP, AVIF, SVG or JPEG XL)"
+    )]
     NotAnImage,
     /// The image could not be transformed (corrupt, too large, unsupported)
     /// or an encoder failed.
@@ -102,8 +105,27 @@ fn cache_key(url: &Url, opts: &TransformOptions) -> String {
     if opts.is_identity() {
         url.as_str().to_string()
     } else {
-        format!("{}\n{}", url.as_str(), opts.cache_key())
+        variant_key(url, opts)
     }
+}
+
+/// A made entry's key: under the URL's prefix, so a purge of the URL
+/// removes it. For identity options (`"url\n"`) it holds what an SVG or
+/// JPEG XL original is served as.
+fn variant_key(url: &Url, opts: &TransformOptions) -> String {
+    format!("{}\n{}", url.as_str(), opts.cache_key())
+}
+
+/// The key of the URL's `GET /info` answer.
+fn info_key(url: &Url) -> String {
+    format!("{}\n{}", url.as_str(), crate::protocol::INFO_PARAM)
+}
+
+/// What a fill makes from the original.
+#[derive(Clone)]
+enum Job {
+    Variant(TransformOptions),
+    Info,
 }
 
 impl Worker {
@@ -154,9 +176,28 @@ impl Worker {
     /// The cached image for `url` with `opts`, if any: the answer to
     /// `GET /v1/image`.
     pub async fn lookup(&self, url: &Url, opts: &TransformOptions) -> Option<Arc<CachedImage>> {
-        let (img, tier) = self.tiers.get(&cache_key(url, opts), url.as_str()).await?;
+        let (mut img, mut tier) = self.tiers.get(&cache_key(url, opts), url.as_str()).await?;
+        if !img.served_as_is() {
+            (img, tier) = self
+                .tiers
+                .get(&variant_key(url, opts), url.as_str())
+                .await?;
+        }
         self.count_hit(tier);
         Some(img)
+    }
+
+    /// The cached info of `url`, if any.
+    pub async fn lookup_info(&self, url: &Url) -> Option<Arc<CachedImage>> {
+        let (img, tier) = self.tiers.get(&info_key(url), url.as_str()).await?;
+        self.count_hit(tier);
+        Some(img)
+    }
+
+    /// The info of `url` (JSON, see [`crate::pipeline::info`]), from the
+    /// cache or made from the cached original: the answer to an info fill.
+    pub async fn get_or_fill_info(self: &Arc<Self>, url: &Url) -> Result<Filled, Arc<WorkerError>> {
+        self.made(url, info_key(url), Job::Info).await
     }
 
     /// The image for `url` with `opts`, from the cache or else produced
@@ -168,7 +209,44 @@ impl Worker {
         url: &Url,
         opts: &TransformOptions,
     ) -> Result<Filled, Arc<WorkerError>> {
-        let key = cache_key(url, opts);
+        let job = Job::Variant(opts.clone());
+        if !opts.is_identity() {
+            return self.made(url, variant_key(url, opts), job).await;
+        }
+        // The original, unless it is an SVG or JPEG XL: those are served
+        // as their default conversion, made once under its own key.
+        let cached = self.tiers.get(url.as_str(), url.as_str()).await;
+        let image = match cached {
+            Some((image, tier)) if image.served_as_is() => {
+                self.count_hit(tier);
+                return Ok(Filled {
+                    image,
+                    cache: CacheStatus::Hit,
+                });
+            }
+            Some(_) => return self.made(url, variant_key(url, opts), job).await,
+            None => {
+                self.metrics.cache_misses.inc();
+                self.original(url).await?
+            }
+        };
+        if !image.served_as_is() {
+            return self.made(url, variant_key(url, opts), job).await;
+        }
+        Ok(Filled {
+            image,
+            cache: CacheStatus::Miss,
+        })
+    }
+
+    /// The entry `key` made by `job` from the original of `url`: cached, or
+    /// made once for all callers (fetching the original if needed).
+    async fn made(
+        self: &Arc<Self>,
+        url: &Url,
+        key: String,
+        job: Job,
+    ) -> Result<Filled, Arc<WorkerError>> {
         if let Some((image, tier)) = self.tiers.get(&key, url.as_str()).await {
             self.count_hit(tier);
             return Ok(Filled {
@@ -177,21 +255,16 @@ impl Worker {
             });
         }
         self.metrics.cache_misses.inc();
-        let image = if opts.is_identity() {
-            self.original(url).await?
-        } else {
-            let this = Arc::clone(self);
-            let url = url.clone();
-            let opts = opts.clone();
-            let disk_key = key.clone();
-            let init = async move {
-                let original = this.original(&url).await.map_err(Arc::unwrap_or_clone)?;
-                let made = this.variant(original, opts).await?;
-                this.tiers.persist(&disk_key, &made).await;
-                Ok(made)
-            };
-            self.tiers.memory().get_or_try_insert(key, init).await?
+        let this = Arc::clone(self);
+        let url = url.clone();
+        let disk_key = key.clone();
+        let init = async move {
+            let original = this.original(&url).await.map_err(Arc::unwrap_or_clone)?;
+            let made = this.make(original, job).await?;
+            this.tiers.persist(&disk_key, &made).await;
+            Ok(made)
         };
+        let image = self.tiers.memory().get_or_try_insert(key, init).await?;
         Ok(Filled {
             image,
             cache: CacheStatus::Miss,
@@ -222,25 +295,28 @@ impl Worker {
             .await
     }
 
-    /// Transforms an original on the image pool.
-    async fn variant(
+    /// Transforms or describes an original on the image pool.
+    async fn make(
         &self,
         original: Arc<CachedImage>,
-        opts: TransformOptions,
+        job: Job,
     ) -> Result<Arc<CachedImage>, WorkerError> {
         let limits = self.limits;
-        let job = move || transform(&original.body, &opts, &limits);
-        let out = match self.pool.run(job).await {
+        let work = move || match job {
+            Job::Variant(opts) => {
+                transform(&original.body, &opts, &limits).map(|t| (t.bytes, t.format.mime()))
+            }
+            Job::Info => describe(&original.body, &limits)
+                .map(|info| (serde_json::to_vec(&info).unwrap_or_default(), INFO_TYPE)),
+        };
+        let (bytes, content_type) = match self.pool.run(work).await {
             Ok(result) => result?,
             Err(PoolError::Busy) => return Err(WorkerError::Busy),
             Err(PoolError::Panicked(msg)) => {
                 return Err(WorkerError::Internal(format!("image job panicked: {msg}")))
             }
         };
-        Ok(Arc::new(CachedImage::new(
-            out.bytes.into(),
-            out.format.mime(),
-        )))
+        Ok(Arc::new(CachedImage::new(bytes.into(), content_type)))
     }
 
     /// Downloads `url` and checks that it is a whole image of a format we
