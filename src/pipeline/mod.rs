@@ -16,10 +16,14 @@
 //!   orientation, ICC; limits checked before any pixel allocation);
 //! - `animation` (animated WebP output, each frame through `render`);
 //! - `decode` (one still: `jpeg` + `jpeg_dc`, `png`, `gif` (+
-//!   `gif_palette`), `webp`, `avif` (its container read by `avif/heif.rs`));
+//!   `gif_palette`), `webp`, `avif` (its container read by `avif/heif.rs`),
+//!   `svg` (resvg, drawn at the output size), `jxl` (jxl-oxide));
 //! - `render` (the list of pixel steps: `resize`, `blur`, `sharpen`,
 //!   `color`, orientation, `canvas`);
 //! - `encode` (JPEG, PNG, AVIF here; WebP in `webp`).
+//!
+//! [`info`] (`GET /info`) runs sniff, probe, decode and render at
+//! placeholder size and describes the result.
 //!
 //! Shared by the steps, depending on no step: `error` (the error type and
 //! the pixel check), `limits`, `pixels`, `bytes` (endian readers),

@@ -179,6 +179,18 @@ impl ImageCache {
 mod tests {
     use super::*;
 
+    #[test]
+    fn stored_types_cover_images_and_info_and_only_them() {
+        assert_eq!(stored_type(b"\x89PNG\r\n\x1a\n...."), Some("image/png"));
+        assert_eq!(stored_type(b"{\"width\":1,\"height\":1}"), Some(INFO_TYPE));
+        assert_eq!(stored_type(b"{\"other\":1}"), None);
+        assert_eq!(stored_type(b"<html>"), None);
+        let svg = CachedImage::new(Bytes::from_static(b"<svg/>"), "image/svg+xml");
+        assert!(!svg.served_as_is());
+        let png = CachedImage::new(Bytes::from_static(b"\x89PNG\r\n\x1a\n"), "image/png");
+        assert!(png.served_as_is());
+    }
+
     #[tokio::test]
     async fn byte_budget_evicts_and_counts() {
         let evictions = Counter::default();
