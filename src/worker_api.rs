@@ -41,8 +41,8 @@ use crate::protocol::header::{CLUSTER_AUTH, X_SERVED_BY, X_STORED_AT};
 use crate::protocol::purge::parse_purge_query;
 use crate::protocol::RequestError;
 use crate::protocol::{
-    image_response, parse_image_query, CacheStatus, FillRequest, ImageAnswer, LocalWorker,
-    FILL_PATH, LOOKUP_PATH, MAX_HANDOFF_BYTES, STATS_PATH,
+    image_response, parse_image_query, parse_internal_query, Asked, CacheStatus, FillRequest,
+    ImageAnswer, LocalWorker, FILL_PATH, LOOKUP_PATH, MAX_HANDOFF_BYTES, STATS_PATH,
 };
 use crate::worker::cache::CachedImage;
 use crate::worker::handoff::Received;
@@ -144,13 +144,17 @@ async fn require_signature(
     next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
-/// `GET /v1/image`: the cached image or 404.
+/// `GET /v1/image`: the cached image (or info, with `info=1`) or 404.
 async fn lookup(State(worker): State<Arc<Worker>>, req: Request) -> Response {
-    let (url, opts) = match parse_image_query(req.uri().query()) {
-        Ok((url, requested)) => (url, requested.resolve(None).options),
+    let (url, asked) = match parse_internal_query(req.uri().query()) {
+        Ok(parsed) => parsed,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    match worker.lookup(&url, &opts).await {
+    let cached = match &asked {
+        Asked::Image(opts) => worker.lookup(&url, opts).await,
+        Asked::Info => worker.lookup_info(&url).await,
+    };
+    match cached {
         Some(found) => {
             let mut resp = answer(&worker, &found.image, found.cache);
             resp.headers_mut().insert(
@@ -196,11 +200,15 @@ async fn receive(State(worker): State<Arc<Worker>>, req: Request) -> Response {
 /// `POST /v1/cache`: the image, cached or filled now; an error answer
 /// names the worker too.
 async fn fill(State(worker): State<Arc<Worker>>, body: Bytes) -> Response {
-    let (url, opts) = match FillRequest::parse(&body) {
+    let (url, asked) = match FillRequest::parse_asked(&body) {
         Ok(parsed) => parsed,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    match get_or_fill(&worker, &url, &opts).await {
+    let filled = match &asked {
+        Asked::Image(opts) => get_or_fill(&worker, &url, opts).await,
+        Asked::Info => get_info(&worker, &url).await,
+    };
+    match filled {
         Ok(resp) => resp,
         Err(mut resp) => {
             if let Ok(v) = HeaderValue::from_str(&worker.name) {
@@ -217,6 +225,13 @@ async fn get_or_fill(
     opts: &TransformOptions,
 ) -> Result<Response, Response> {
     match worker.get_or_fill(url, opts).await {
+        Ok(filled) => Ok(answer(worker, &filled.image, filled.cache)),
+        Err(e) => Err(ApiError::Worker(e).into_response()),
+    }
+}
+
+async fn get_info(worker: &Arc<Worker>, url: &Url) -> Result<Response, Response> {
+    match worker.get_or_fill_info(url).await {
         Ok(filled) => Ok(answer(worker, &filled.image, filled.cache)),
         Err(e) => Err(ApiError::Worker(e).into_response()),
     }
@@ -262,6 +277,10 @@ impl LocalWorker for InProcess {
         options: &'a TransformOptions,
     ) -> crate::protocol::FillFuture<'a> {
         Box::pin(get_or_fill(&self.0, url, options))
+    }
+
+    fn info<'a>(&'a self, url: &'a Url) -> crate::protocol::FillFuture<'a> {
+        Box::pin(get_info(&self.0, url))
     }
 
     fn purge<'a>(&'a self, url: &'a Url, at: SystemTime) -> crate::protocol::PurgeFuture<'a> {

@@ -57,9 +57,9 @@ fn truncated_and_corrupt_inputs_are_errors_not_panics() {
 }
 
 #[test]
-fn svg_is_refused_clearly() {
+fn malformed_svg_is_refused_clearly() {
     let o = opts(Some(8), None, Fit::Inside, None);
-    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>"#;
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect></svg>"#;
     let e = transform(svg, &o, &Limits::default()).expect_err("svg");
-    assert!(matches!(e, PipelineError::Unsupported(_)) && e.is_client_error());
+    assert!(matches!(e, PipelineError::Corrupt(_)) && e.is_client_error());
 }

@@ -19,9 +19,8 @@ use crate::cluster::placement;
 use crate::error::ApiError;
 use crate::error_chain::one_line;
 use crate::metrics::WorkerLabel;
-use crate::pipeline::TransformOptions;
 use crate::protocol::header::{CLUSTER_AUTH, RELAYED, X_REQUEST_ID};
-use crate::protocol::{FillRequest, RequestId, FILL_PATH, LOOKUP_PATH};
+use crate::protocol::{Product, RequestId, FILL_PATH, LOOKUP_PATH};
 
 /// Deadline for the cache lookup: it never touches an origin.
 pub(super) const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,12 +44,12 @@ pub(super) async fn forward(
     keys: &ClusterKeys,
     workers: &[Member],
     url: &Url,
-    opts: &TransformOptions,
+    product: Product<'_>,
     request_id: &RequestId,
 ) -> Result<Response, ApiError> {
     let ranked = placement::rank(url.as_str(), workers, |m| m.name.as_str());
     for (i, worker) in ranked.iter().enumerate() {
-        match ask(gw, keys, worker, url, opts, request_id).await {
+        match ask(gw, keys, worker, url, product, request_id).await {
             Ok(resp) => {
                 gw.metrics
                     .routed
@@ -77,7 +76,7 @@ async fn ask(
     keys: &ClusterKeys,
     worker: &Member,
     url: &Url,
-    opts: &TransformOptions,
+    product: Product<'_>,
     request_id: &RequestId,
 ) -> Result<Response, Unreachable> {
     let base = format!("http://{}", worker.http_addr);
@@ -88,7 +87,7 @@ async fn ask(
     {
         let mut q = lookup.query_pairs_mut();
         q.append_pair("url", url.as_str());
-        for (k, v) in opts.to_query() {
+        for (k, v) in product.query() {
             q.append_pair(k, &v);
         }
     }
@@ -106,7 +105,7 @@ async fn ask(
         return relay(resp).await;
     }
     let fill = endpoint(FILL_PATH)?;
-    let body = serde_json::to_vec(&FillRequest::new(url, opts)).unwrap_or_default();
+    let body = serde_json::to_vec(&product.fill_request(url)).unwrap_or_default();
     let resp = send(
         gw,
         keys,

@@ -32,7 +32,9 @@ use crate::cluster::purges::PurgeList;
 use crate::error::ApiError;
 use crate::metrics::{GatewayMetrics, StatusLabel};
 use crate::protocol::header::KEPT_ON_NOT_MODIFIED;
-use crate::protocol::{parse_image_query, LocalWorker, RequestId, PUBLIC_IMAGE_PATH};
+use crate::protocol::{
+    parse_image_query, LocalWorker, Product, RequestId, PUBLIC_IMAGE_PATH, PUBLIC_INFO_PATH,
+};
 
 /// Where a gateway sends work.
 pub enum Backends {
@@ -106,20 +108,72 @@ impl Gateway {
     }
 }
 
-/// The public routes: `GET /image` (and HEAD, which axum derives) behind
-/// `guard` (the edge's request checks: signature, sources, presets...), and
-/// `DELETE /image` (purge), which `ADMIN_TOKEN` authenticates instead, so a
-/// purge needs no URL signature.
+/// The public routes: `GET /image` and `GET /info` (and HEAD, which axum
+/// derives) behind `guard` (the edge's request checks: signature, sources,
+/// presets...), and `DELETE /image` (purge), which `ADMIN_TOKEN`
+/// authenticates instead, so a purge needs no URL signature.
 pub fn routes(gateway: Arc<Gateway>, guard: impl FnOnce(Router) -> Router) -> Router {
     let serve = Router::new()
         .route(PUBLIC_IMAGE_PATH, get(image))
+        .route(PUBLIC_INFO_PATH, get(info))
         .with_state(Arc::clone(&gateway));
+    let guarded = guard(serve);
     Router::new()
         .route(
             PUBLIC_IMAGE_PATH,
-            get_service(guard(serve)).delete(purge::purge),
+            get_service(guarded.clone()).delete(purge::purge),
         )
+        .route(PUBLIC_INFO_PATH, get_service(guarded))
         .with_state(gateway)
+}
+
+/// `GET /info?url=U`: the image's info JSON, from the owner's cache like a
+/// variant (one origin fetch for the info and every variant). Image
+/// options in the query are checked as for `/image`, and otherwise unused.
+async fn info(
+    State(gw): State<Arc<Gateway>>,
+    Extension(request_id): Extension<RequestId>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let started = Instant::now();
+    let resp = match info_answer(&gw, query.as_deref(), &request_id).await {
+        Ok(r) | Err(r) => r,
+    };
+    gw.count(resp.status(), started);
+    resp
+}
+
+async fn info_answer(
+    gw: &Arc<Gateway>,
+    query: Option<&str>,
+    request_id: &RequestId,
+) -> Result<Response, Response> {
+    let (url, _) = parse_image_query(query).map_err(|e| ApiError::from(e).into_response())?;
+    match &gw.backends {
+        Backends::Local(worker) => worker.info(&url).await,
+        Backends::Cluster { membership, keys } => {
+            let workers = membership.live_workers();
+            gw.metrics.live_workers.set(workers.len() as i64);
+            forward::forward(gw, keys, &workers, &url, Product::Info, request_id)
+                .await
+                .map_err(IntoResponse::into_response)
+        }
+    }
+}
+
+impl Gateway {
+    /// Counts an answer by status, with its duration.
+    fn count(&self, status: StatusCode, started: Instant) {
+        self.metrics
+            .requests
+            .get_or_create(&StatusLabel {
+                status: status.as_u16(),
+            })
+            .inc();
+        self.metrics
+            .request_duration
+            .observe(started.elapsed().as_secs_f64());
+    }
 }
 
 async fn image(
@@ -174,7 +228,7 @@ async fn handle(
         Backends::Cluster { membership, keys } => {
             let workers = membership.live_workers();
             gw.metrics.live_workers.set(workers.len() as i64);
-            forward::forward(gw, keys, &workers, &url, opts, request_id).await?
+            forward::forward(gw, keys, &workers, &url, Product::Image(&opts), request_id).await?
         }
     };
     hinted.decorate(resp.headers_mut());

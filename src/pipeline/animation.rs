@@ -35,7 +35,8 @@ pub(crate) fn animate(
     out: OutputFormat,
     limits: &Limits,
 ) -> Result<Option<Vec<u8>>, PipelineError> {
-    if info.frames <= 1 || out != OutputFormat::WebP {
+    let animates = matches!(format, SourceFormat::Gif | SourceFormat::WebP);
+    if info.frames <= 1 || out != OutputFormat::WebP || !animates {
         return Ok(None);
     }
     // The budget from the probe's size, which is never smaller than the

@@ -31,6 +31,8 @@ pub fn check_complete(data: &[u8], format: SourceFormat) -> Result<(), PipelineE
         SourceFormat::Gif => gif_complete(data),
         SourceFormat::WebP => webp_complete(data),
         SourceFormat::Avif => super::avif::heif::complete(data),
+        // Never served as they are: decoding them finds a truncation.
+        SourceFormat::Svg | SourceFormat::Jxl => true,
     };
     if complete {
         Ok(())
@@ -41,6 +43,8 @@ pub fn check_complete(data: &[u8], format: SourceFormat) -> Result<(), PipelineE
             SourceFormat::Gif => "GIF",
             SourceFormat::WebP => "WebP (shorter than its RIFF size)",
             SourceFormat::Avif => "AVIF (a box or item data runs past the end)",
+            SourceFormat::Svg => "SVG",
+            SourceFormat::Jxl => "JPEG XL",
         }))
     }
 }

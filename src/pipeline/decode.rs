@@ -9,6 +9,7 @@ use super::avif;
 use super::error::{check_pixels, PipelineError};
 use super::gif;
 use super::jpeg;
+use super::jxl;
 use super::limits::Limits;
 use super::options::TransformOptions;
 use super::pixels::Pixels;
@@ -16,6 +17,7 @@ use super::png;
 use super::probe::Probe;
 use super::resize::stored_plan;
 use super::sniff::SourceFormat;
+use super::svg;
 use super::webp;
 
 /// Decoded pixels and what the render step needs to know about them.
@@ -67,11 +69,37 @@ pub(crate) fn decode(
             let a = avif::decode(src, max)?;
             (a.pixels, a.icc, a.orientation)
         }
+        SourceFormat::Svg => return decode_svg(src, &info, opts, max),
+        SourceFormat::Jxl => {
+            // Upright already: jxl-oxide applies the orientation.
+            let (px, icc) = jxl::decode(src, limits)?;
+            (px, icc, 1)
+        }
     };
     Ok(Decoded {
         geometry_size: (pixels.w, pixels.h),
         pixels,
         orientation,
         icc,
+    })
+}
+
+/// SVG: drawn at the size the plan needs (see `svg::rasterise`), its
+/// geometry enlarged to the requested size.
+fn decode_svg(
+    src: &[u8],
+    info: &Probe,
+    opts: &TransformOptions,
+    max: u64,
+) -> Result<Decoded, PipelineError> {
+    let tree = svg::parse(src)?;
+    let size = svg::geometry_size((info.width, info.height), opts.w, opts.h, max);
+    let plan = stored_plan(size.0, size.1, 1, opts);
+    check_pixels(plan.canvas_w, plan.canvas_h, max)?;
+    Ok(Decoded {
+        pixels: svg::rasterise(&tree, size, &plan, max)?,
+        geometry_size: size,
+        orientation: 1,
+        icc: None,
     })
 }

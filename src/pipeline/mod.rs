@@ -16,11 +16,15 @@
 //!   orientation, ICC; limits checked before any pixel allocation);
 //! - `animation` (animated WebP output, each frame through `render`);
 //! - `decode` (one still: `jpeg` + `jpeg_dc`, `png`, `gif` (+
-//!   `gif_palette`), `webp`, `avif` (its container read by `avif/heif.rs`));
+//!   `gif_palette`), `webp`, `avif` (its container read by `avif/heif.rs`),
+//!   `svg` (resvg, drawn at the output size), `jxl` (jxl-oxide));
 //! - `render` (the list of pixel steps: `resize` with the crop placed by
 //!   `crop` (`gravity`, `smart`), `blur`, `sharpen`, `color`, orientation,
 //!   `canvas`);
 //! - `encode` (JPEG, PNG, AVIF here; WebP in `webp`).
+//!
+//! [`info`] (`GET /info`) runs sniff, probe, decode and render at
+//! placeholder size and describes the result.
 //!
 //! Shared by the steps, depending on no step: `error` (the error type and
 //! the pixel check), `limits`, `pixels`, `bytes` (endian readers),
@@ -31,6 +35,7 @@
 pub mod avif;
 pub mod cli;
 pub mod complete;
+pub mod info;
 pub mod options;
 pub mod pool;
 pub mod sniff;
@@ -51,6 +56,7 @@ mod gravity;
 mod jpeg;
 mod jpeg_dc;
 mod jpeg_segments;
+mod jxl;
 mod limits;
 mod pixels;
 mod png;
@@ -59,6 +65,7 @@ mod render;
 mod resize;
 mod sharpen;
 mod smart;
+mod svg;
 mod webp;
 
 pub use error::PipelineError;

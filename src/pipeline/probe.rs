@@ -11,8 +11,10 @@ use super::bytes::{be16, be32, le16, le24, le32};
 use super::error::{check_pixels, PipelineError};
 use super::gif;
 use super::jpeg_segments::{SegmentError, Segments, EOI, SOS};
+use super::jxl;
 use super::limits::Limits;
 use super::sniff::SourceFormat;
+use super::svg;
 use super::webp;
 
 /// What the container says about the image.
@@ -60,6 +62,8 @@ pub(crate) fn probe(
         SourceFormat::Gif => probe_gif(data, limits.max_frames),
         SourceFormat::WebP => probe_webp(data),
         SourceFormat::Avif => probe_avif(data),
+        SourceFormat::Svg => probe_svg(data, limits.max_pixels),
+        SourceFormat::Jxl => probe_jxl(data),
     }?;
     check_pixels(info.width, info.height, limits.max_pixels)?;
     if info.frames > limits.max_frames {
@@ -68,6 +72,35 @@ pub(crate) fn probe(
         });
     }
     Ok(info)
+}
+
+/// SVG: the default size (see `svg::default_size`), already fitted into
+/// the pixel limit.
+fn probe_svg(d: &[u8], max_pixels: u64) -> Result<Probe, PipelineError> {
+    let (width, height) = svg::default_size(&svg::parse(d)?, max_pixels);
+    Ok(Probe {
+        width,
+        height,
+        frames: 1,
+        orientation: 1,
+        has_alpha: true,
+        ..Probe::default()
+    })
+}
+
+/// JPEG XL: the image header's size and orientation, read before any
+/// frame. An animation counts as 2 frames here (the decoder counts them
+/// all against the limit).
+fn probe_jxl(d: &[u8]) -> Result<Probe, PipelineError> {
+    let h = jxl::header(d)?;
+    Ok(Probe {
+        width: h.width,
+        height: h.height,
+        frames: if h.animated { 2 } else { 1 },
+        orientation: h.orientation,
+        has_alpha: h.has_alpha,
+        ..Probe::default()
+    })
 }
 
 /// AVIF: the size its AV1 sequence header declares (the container parser

@@ -33,11 +33,14 @@ pub struct Transformed {
 }
 
 /// The format produced when the options do not name one: the source's,
-/// except that GIF becomes PNG (we do not encode GIF).
+/// except that GIF becomes PNG (we do not encode GIF), SVG becomes PNG
+/// (never served as SVG) and JPEG XL becomes WebP (which few browsers lack,
+/// and which keeps alpha).
 pub fn default_output(src: SourceFormat) -> OutputFormat {
     match src {
         SourceFormat::Jpeg => OutputFormat::Jpeg,
-        SourceFormat::Png | SourceFormat::Gif => OutputFormat::Png,
+        SourceFormat::Png | SourceFormat::Gif | SourceFormat::Svg => OutputFormat::Png,
+        SourceFormat::Jxl => OutputFormat::WebP,
         SourceFormat::WebP => OutputFormat::WebP,
         SourceFormat::Avif => OutputFormat::Avif,
     }
@@ -72,7 +75,7 @@ fn steps(
     limits: &Limits,
 ) -> Result<Transformed, PipelineError> {
     let format = sniff(src).ok_or_else(|| {
-        PipelineError::Unsupported("not a JPEG, PNG, GIF, WebP or AVIF image".into())
+        PipelineError::Unsupported("not a JPEG, PNG, GIF, WebP, AVIF, SVG or JPEG XL image".into())
     })?;
     if format == SourceFormat::Avif && avif::serve_as_is(opts) {
         return done(src.to_vec(), OutputFormat::Avif);

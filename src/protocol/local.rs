@@ -26,6 +26,9 @@ pub trait LocalWorker: Send + Sync {
     /// The image answer (cached or filled now), or the error answer.
     fn get_or_fill<'a>(&'a self, url: &'a Url, options: &'a TransformOptions) -> FillFuture<'a>;
 
+    /// The info answer of `url` (cached or made now), or the error answer.
+    fn info<'a>(&'a self, url: &'a Url) -> FillFuture<'a>;
+
     /// Drops every cached copy of `url` stored at or before `at`.
     fn purge<'a>(&'a self, url: &'a Url, at: SystemTime) -> PurgeFuture<'a>;
 

@@ -7,6 +7,10 @@
 //! | `GET /v1/stats` ([`STATS_PATH`]) | the worker's cache figures ([`WorkerStats`]), for the dashboard |
 //! | `PUT /v1/cache?url=U&w=..` (worker to worker, hand-off), body: the bytes, `x-stored-at` | `{"stored": bool}` |
 //!
+//! Extension for `GET /info`: the same two requests with [`INFO_PARAM`]
+//! (`info=1` in the query, `"info": "1"` in the body) ask for the URL's
+//! info JSON instead of an image ([`Product`]).
+//!
 //! Both carry the cluster signature ([`header::CLUSTER_AUTH`]) and the
 //! request id ([`RequestId`]). A worker's answer carries the headers of
 //! [`image_response`]; a gateway passes on exactly [`header::RELAYED`], the
@@ -35,9 +39,13 @@ pub const FILL_PATH: &str = "/v1/cache";
 pub const MAX_HANDOFF_BYTES: usize = 32 << 20;
 /// Gateway: the public image endpoint.
 pub const PUBLIC_IMAGE_PATH: &str = "/image";
+/// Gateway: the public info endpoint.
+pub const PUBLIC_INFO_PATH: &str = "/info";
 
 pub use local::{FillFuture, LocalWorker, PurgeFuture, StatsFuture};
-pub use request::{parse_image_query, FillRequest, RequestError};
+pub use request::{
+    parse_image_query, parse_internal_query, Asked, FillRequest, Product, RequestError, INFO_PARAM,
+};
 pub use request_id::RequestId;
 pub use response::{image_response, CacheStatus, ImageAnswer};
 pub use source_url::{check_source_url, parse_source_url, SourceUrlError};

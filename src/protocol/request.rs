@@ -44,6 +44,57 @@ pub fn parse_image_query(query: Option<&str>) -> Result<(Url, RequestedOptions),
     Ok((url, requested))
 }
 
+/// The internal marker of an info request (`GET /info`): `info=1` in the
+/// lookup's query, `"info": "1"` in the fill body.
+pub const INFO_PARAM: &str = "info";
+
+/// What a gateway asks a worker for about a URL: an image (the original or
+/// a variant) or the URL's info.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Product<'a> {
+    Image(&'a TransformOptions),
+    Info,
+}
+
+impl Product<'_> {
+    /// The lookup's query pairs besides `url`.
+    pub fn query(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Product::Image(opts) => opts.to_query(),
+            Product::Info => vec![(INFO_PARAM, "1".to_string())],
+        }
+    }
+
+    /// The fill request for `url`.
+    pub fn fill_request(&self, url: &Url) -> FillRequest {
+        let mut req = FillRequest::new(url, &TransformOptions::default());
+        req.options = self
+            .query()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+            .collect();
+        req
+    }
+}
+
+/// [`Product`] as a worker reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Asked {
+    Image(TransformOptions),
+    Info,
+}
+
+/// A worker's reading of a lookup query: the URL and what is asked.
+pub fn parse_internal_query(query: Option<&str>) -> Result<(Url, Asked), RequestError> {
+    let (url, requested) = parse_image_query(query)?;
+    let info =
+        url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).any(|(k, _)| k == INFO_PARAM);
+    Ok(match info {
+        true => (url, Asked::Info),
+        false => (url, Asked::Image(requested.resolve(None).options)),
+    })
+}
+
 /// The body of `POST /v1/cache`: the URL and, as further fields, the
 /// image options under their query names (`w`, `h`, `fit`, `q`, `format`).
 #[derive(Debug, Deserialize, Serialize)]
@@ -84,6 +135,16 @@ impl FillRequest {
         let requested = RequestedOptions::from_query(values.iter().map(|(k, v)| (*k, v.as_str())))?;
         Ok((url, requested.resolve(None).options))
     }
+
+    /// Reads a request body for an image or, with [`INFO_PARAM`], an info.
+    pub fn parse_asked(body: &[u8]) -> Result<(Url, Asked), RequestError> {
+        let (url, opts) = FillRequest::parse(body)?;
+        let req: FillRequest = serde_json::from_slice(body)?;
+        Ok(match req.options.contains_key(INFO_PARAM) {
+            true => (url, Asked::Info),
+            false => (url, Asked::Image(opts)),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -101,6 +162,22 @@ mod tests {
         let (back_url, back_opts) = FillRequest::parse(&body).unwrap();
         assert_eq!(opts.blur.map(|s| s.to_string()).as_deref(), Some("2.5"));
         assert_eq!((back_url, back_opts), (url, opts));
+    }
+
+    #[test]
+    fn an_info_request_round_trips_as_query_and_body() {
+        let url = Url::parse("http://x/a.jpg").unwrap();
+        let body = serde_json::to_vec(&Product::Info.fill_request(&url)).unwrap();
+        assert_eq!(
+            FillRequest::parse_asked(&body).unwrap(),
+            (url.clone(), Asked::Info)
+        );
+        let opts = TransformOptions::default();
+        let body = serde_json::to_vec(&Product::Image(&opts).fill_request(&url)).unwrap();
+        let image = (url.clone(), Asked::Image(opts));
+        assert_eq!(FillRequest::parse_asked(&body).unwrap(), image);
+        let q = format!("url={}&info=1", url);
+        assert_eq!(parse_internal_query(Some(&q)).unwrap(), (url, Asked::Info));
     }
 
     #[test]

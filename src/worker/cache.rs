@@ -20,6 +20,18 @@ use prometheus_client::metrics::counter::Counter;
 use super::fetch::Validators;
 use crate::pipeline::sniff::sniff;
 
+/// The `Content-Type` of an info entry (`GET /info`).
+pub const INFO_TYPE: &str = "application/json";
+
+/// The type of cached bytes, from the bytes: an image format we read, or
+/// the info JSON (which starts with its first field); `None` otherwise.
+pub fn stored_type(body: &[u8]) -> Option<&'static str> {
+    match sniff(body) {
+        Some(f) => Some(f.mime()),
+        None => body.starts_with(b"{\"width\":").then_some(INFO_TYPE),
+    }
+}
+
 /// Bytes charged per entry on top of its body: key, headers, bookkeeping.
 const ENTRY_OVERHEAD: u64 = 256;
 
@@ -91,11 +103,17 @@ impl CachedImage {
         self.last_used.load(Ordering::Relaxed)
     }
 
+    /// Whether these bytes may be answered as they are: not for an SVG or
+    /// JPEG XL original (see `SourceFormat::served_as_is`).
+    pub fn served_as_is(&self) -> bool {
+        sniff(&self.body).is_none_or(|f| f.served_as_is())
+    }
+
     /// An entry read back from the disk tier, keeping its original times.
     /// The type comes from the bytes (the disk record checked they are an
-    /// image we serve).
+    /// image or an info we serve).
     pub fn restored(body: Bytes, stored_at: SystemTime) -> CachedImage {
-        let content_type = sniff(&body).map_or("application/octet-stream", |f| f.mime());
+        let content_type = stored_type(&body).unwrap_or("application/octet-stream");
         CachedImage {
             stored_at,
             ..CachedImage::new(body, content_type)
@@ -297,6 +315,18 @@ impl ImageCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_types_cover_images_and_info_and_only_them() {
+        assert_eq!(stored_type(b"\x89PNG\r\n\x1a\n...."), Some("image/png"));
+        assert_eq!(stored_type(b"{\"width\":1,\"height\":1}"), Some(INFO_TYPE));
+        assert_eq!(stored_type(b"{\"other\":1}"), None);
+        assert_eq!(stored_type(b"<html>"), None);
+        let svg = CachedImage::new(Bytes::from_static(b"<svg/>"), "image/svg+xml");
+        assert!(!svg.served_as_is());
+        let png = CachedImage::new(Bytes::from_static(b"\x89PNG\r\n\x1a\n"), "image/png");
+        assert!(png.served_as_is());
+    }
 
     #[tokio::test]
     async fn byte_budget_evicts_and_counts() {

@@ -30,10 +30,11 @@ use url::Url;
 
 use crate::metrics::{KindLabel, WorkerMetrics};
 use crate::pipeline::complete::check_complete;
+use crate::pipeline::info::describe;
 use crate::pipeline::sniff::sniff;
 use crate::pipeline::{transform, Limits, PipelineError, Pool, PoolError, TransformOptions};
 use crate::protocol::CacheStatus;
-use cache::{CachedImage, Freshness, ImageCache, Provenance};
+use cache::{CachedImage, Freshness, ImageCache, Provenance, INFO_TYPE};
 use fetch::{FetchConfig, FetchError, Fetched, OriginClient};
 use fetch_slots::{FetchSlots, SlotsFull};
 use revalidations::Revalidations;
@@ -48,7 +49,9 @@ pub enum WorkerError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     /// The origin answered with something that is not a supported image.
-    #[error("the origin's answer is not a supported image (JPEG, PNG, GIF, WebP or AVIF)")]
+    #[error(
+        "the origin's answer is not a supported image (JPEG, PNG, GIF, WebP, AVIF, SVG or JPEG XL)"
+    )]
     NotAnImage,
     /// The image could not be transformed (corrupt, too large, unsupported)
     /// or an encoder failed.
@@ -119,8 +122,27 @@ pub(crate) fn cache_key(url: &Url, opts: &TransformOptions) -> String {
     if opts.is_identity() {
         url.as_str().to_string()
     } else {
-        format!("{}\n{}", url.as_str(), opts.cache_key())
+        variant_key(url, opts)
     }
+}
+
+/// A made entry's key: under the URL's prefix, so a purge of the URL
+/// removes it. For identity options (`"url\n"`) it holds what an SVG or
+/// JPEG XL original is served as.
+fn variant_key(url: &Url, opts: &TransformOptions) -> String {
+    format!("{}\n{}", url.as_str(), opts.cache_key())
+}
+
+/// The key of the URL's `GET /info` answer.
+fn info_key(url: &Url) -> String {
+    format!("{}\n{}", url.as_str(), crate::protocol::INFO_PARAM)
+}
+
+/// What a fill makes from the original.
+#[derive(Clone)]
+enum Job {
+    Variant(TransformOptions),
+    Info,
 }
 
 impl Worker {
@@ -174,10 +196,16 @@ impl Worker {
     /// The cached image for `url` with `opts`, if any: the answer to
     /// `GET /v1/image`. A stale one is answered too (and revalidated).
     pub async fn lookup(self: &Arc<Self>, url: &Url, opts: &TransformOptions) -> Option<Filled> {
-        let found = self
+        let mut found = self
             .tiers
             .lookup(&cache_key(url, opts), url.as_str())
             .await?;
+        if !found.image.served_as_is() {
+            found = self
+                .tiers
+                .lookup(&variant_key(url, opts), url.as_str())
+                .await?;
+        }
         Some(self.cached(url, found))
     }
 
@@ -198,6 +226,18 @@ impl Worker {
         }
     }
 
+    /// The cached info of `url`, if any.
+    pub async fn lookup_info(self: &Arc<Self>, url: &Url) -> Option<Filled> {
+        let found = self.tiers.lookup(&info_key(url), url.as_str()).await?;
+        Some(self.cached(url, found))
+    }
+
+    /// The info of `url` (JSON, see [`crate::pipeline::info`]), from the
+    /// cache or made from the cached original: the answer to an info fill.
+    pub async fn get_or_fill_info(self: &Arc<Self>, url: &Url) -> Result<Filled, Arc<WorkerError>> {
+        self.made(url, info_key(url), Job::Info).await
+    }
+
     /// The image for `url` with `opts`, from the cache or else produced
     /// (once, however many callers ask at the same time) and cached: the
     /// answer to `POST /v1/cache`. A variant is made from the cached
@@ -207,40 +247,73 @@ impl Worker {
         url: &Url,
         opts: &TransformOptions,
     ) -> Result<Filled, Arc<WorkerError>> {
-        let key = cache_key(url, opts);
+        let job = Job::Variant(opts.clone());
+        if !opts.is_identity() {
+            return self.made(url, variant_key(url, opts), job).await;
+        }
+        // The original, unless it is an SVG or JPEG XL: those are served
+        // as their default conversion, made once under its own key.
+        match self.tiers.lookup(url.as_str(), url.as_str()).await {
+            Some(found) if found.image.served_as_is() => return Ok(self.cached(url, found)),
+            Some(_) => return self.made(url, variant_key(url, opts), job).await,
+            None => {}
+        }
+        self.metrics.cache_misses.inc();
+        let image = self.original(url).await?;
+        if !image.served_as_is() {
+            return self.made(url, variant_key(url, opts), job).await;
+        }
+        Ok(Filled {
+            cache: self.fill_status(&image),
+            image,
+        })
+    }
+
+    /// The entry `key` made by `job` from the original of `url`: cached, or
+    /// copied from a peer, or made once for all callers (fetching the
+    /// original if needed).
+    async fn made(
+        self: &Arc<Self>,
+        url: &Url,
+        key: String,
+        job: Job,
+    ) -> Result<Filled, Arc<WorkerError>> {
         if let Some(found) = self.tiers.lookup(&key, url.as_str()).await {
             return Ok(self.cached(url, found));
         }
         self.metrics.cache_misses.inc();
-        let image = if opts.is_identity() {
-            self.original(url).await?
-        } else {
-            let this = Arc::clone(self);
-            let url = url.clone();
-            let opts = opts.clone();
-            let disk_key = key.clone();
-            let init = async move {
-                if let Some(copy) = this.copy_from_peer(&url, &opts, &disk_key).await {
+        let this = Arc::clone(self);
+        let url = url.clone();
+        let disk_key = key.clone();
+        let init = async move {
+            if let Job::Variant(opts) = &job {
+                if let Some(copy) = this.copy_from_peer(&url, opts, &disk_key).await {
                     return Ok(copy);
                 }
-                let original = this.original(&url).await.map_err(Arc::unwrap_or_clone)?;
-                let made = this.variant(original, opts).await?;
-                this.tiers.persist(&disk_key, &made).await;
-                Ok(made)
-            };
-            self.tiers.memory().get_or_try_insert(key, init).await?
+            }
+            let original = this.original(&url).await.map_err(Arc::unwrap_or_clone)?;
+            let made = this.make(original, job).await?;
+            this.tiers.persist(&disk_key, &made).await;
+            Ok(made)
         };
-        // A variant made from a stale original is stale too; a peer's copy
-        // (peer fill) is a hit for the cluster's cache.
-        let cache = match self.tiers.memory().freshness(&image) {
+        let image = self.tiers.memory().get_or_try_insert(key, init).await?;
+        Ok(Filled {
+            cache: self.fill_status(&image),
+            image,
+        })
+    }
+
+    /// How a fill is answered: something made from a stale original is
+    /// stale too; a peer's copy (peer fill) is a hit for the cluster's cache.
+    fn fill_status(&self, image: &CachedImage) -> CacheStatus {
+        match self.tiers.memory().freshness(image) {
             Freshness::Stale | Freshness::Dead => {
                 self.metrics.stale_answers.inc();
                 CacheStatus::Stale
             }
             Freshness::Fresh if image.provenance == Provenance::Peer => CacheStatus::Hit,
             Freshness::Fresh => CacheStatus::Miss,
-        };
-        Ok(Filled { image, cache })
+        }
     }
 
     /// The original bytes of `url`: cached (a stale copy is used, and
@@ -275,26 +348,32 @@ impl Worker {
             .await
     }
 
-    /// Transforms an original on the image pool.
-    async fn variant(
+    /// Transforms or describes an original on the image pool.
+    async fn make(
         &self,
         original: Arc<CachedImage>,
-        opts: TransformOptions,
+        job: Job,
     ) -> Result<Arc<CachedImage>, WorkerError> {
         let limits = self.limits;
-        // The variant carries its original's times: it expires, is renewed
+        // What is made carries its original's times: it expires, is renewed
         // and is dropped with it (see [`tiers`]).
         let stored_at = original.stored_at;
         let fresh_until = self.tiers.memory().fresh_until(&original);
-        let job = move || transform(&original.body, &opts, &limits);
-        let out = match self.pool.run(job).await {
+        let work = move || match job {
+            Job::Variant(opts) => {
+                transform(&original.body, &opts, &limits).map(|t| (t.bytes, t.format.mime()))
+            }
+            Job::Info => describe(&original.body, &limits)
+                .map(|info| (serde_json::to_vec(&info).unwrap_or_default(), INFO_TYPE)),
+        };
+        let (bytes, content_type) = match self.pool.run(work).await {
             Ok(result) => result?,
             Err(PoolError::Busy) => return Err(WorkerError::Busy),
             Err(PoolError::Panicked(msg)) => {
                 return Err(WorkerError::Internal(format!("image job panicked: {msg}")))
             }
         };
-        let mut made = CachedImage::new(out.bytes.into(), out.format.mime());
+        let mut made = CachedImage::new(bytes.into(), content_type);
         made.stored_at = stored_at;
         Ok(Arc::new(made.fresh_until(fresh_until)))
     }

@@ -621,3 +621,36 @@ pub fn no_palette_gif() -> Vec<u8> {
     g.push(0x3B);
     g
 }
+
+// --- JPEG XL ----------------------------------------------------------------
+
+/// A 64x48 JPEG XL of [`quadrants`], lossless (modular). Made with Debian
+/// 12's `libjxl-tools` 0.7.0 from a PNG of `quadrants(64, 48)`:
+/// `cjxl quadrants.png quadrants-64x48-lossless.jxl -d 0 -e 7`.
+pub const JXL_LOSSLESS: &[u8] = include_bytes!("../fixtures/quadrants-64x48-lossless.jxl");
+
+/// The same picture, lossy (VarDCT, XYB): `cjxl ... -d 1 -e 7`.
+pub const JXL_LOSSY: &[u8] = include_bytes!("../fixtures/quadrants-64x48-lossy.jxl");
+
+/// A bare JPEG XL codestream whose header declares `w` x `h` (up to 2^30
+/// a side) with default metadata, and no frame: what a bomb looks like
+/// to a decoder that trusts it.
+pub fn jxl_declaring(w: u32, h: u32) -> Vec<u8> {
+    let mut bits: Vec<bool> = Vec::new();
+    let mut put = |v: u32, n: u32| (0..n).for_each(|i| bits.push(v >> i & 1 == 1));
+    put(0, 1); // not "small"
+    put(3, 2); // height - 1 in 30 bits
+    put(h - 1, 30);
+    put(0, 3); // no aspect ratio: the width follows
+    put(3, 2);
+    put(w - 1, 30);
+    put(1, 1); // image metadata: all default
+    let mut out = vec![0xFF, 0x0A];
+    out.extend(bits.chunks(8).map(|c| {
+        c.iter()
+            .enumerate()
+            .fold(0u8, |b, (i, &on)| b | (u8::from(on) << i))
+    }));
+    out.extend_from_slice(&[0; 64]);
+    out
+}

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::pipeline::sniff::sniff;
+use crate::worker::cache::stored_type;
 
 const MAGIC: &[u8; 4] = b"IPXC";
 /// Bumped whenever the layout changes; other versions are refused.
@@ -131,7 +131,7 @@ impl DiskRecord {
         if xxhash_rust::xxh3::xxh3_64(content) != expected {
             return Err(RecordError::Checksum);
         }
-        if sniff(body).is_none() {
+        if stored_type(body).is_none() {
             return Err(RecordError::NotAnImage);
         }
         Ok(DiskRecord {
