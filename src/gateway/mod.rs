@@ -1,15 +1,21 @@
 //! Gateway: the public `GET /image` endpoint.
 //!
 //! A gateway validates the request, ranks the live workers for the source
-//! URL (see [`crate::cluster::placement`]), and asks the owner: first
-//! `GET /v1/image` (cached?), then on a 404 `POST /v1/cache` (fill it):
+//! URL (see [`crate::cluster::placement`]), and asks the owner in one round
+//! trip, `POST /v1/cache` (the cached image, or fetched and cached now):
 //! the internal protocol of [`crate::protocol`].
-//! If the owner cannot be reached (refused, reset, timed out) it moves on to
-//! the next worker in that URL's hash order, so a dead worker costs latency,
-//! not failed requests. In a standalone node the "cluster" is the worker in
-//! the same process, called directly.
+//! If the owner is slow to answer, a cache lookup is hedged to the next
+//! worker ([`attempt`]); if it cannot be reached (refused, reset, timed out,
+//! frozen) it is ejected for a back-off ([`outliers`]) and the gateway moves
+//! on to the next worker in that URL's hash order, so a dead or frozen
+//! worker costs a little latency, not failed requests. In a standalone node
+//! the "cluster" is the worker in the same process, called directly.
 
+mod attempt;
 mod forward;
+mod hedge_delay;
+mod internal;
+mod outliers;
 mod purge;
 
 use std::sync::Arc;
@@ -28,6 +34,8 @@ use crate::error::ApiError;
 use crate::metrics::{GatewayMetrics, StatusLabel};
 use crate::protocol::header::KEPT_ON_NOT_MODIFIED;
 use crate::protocol::{parse_image_query, LocalWorker, RequestId, PUBLIC_IMAGE_PATH};
+use hedge_delay::HedgeDelay;
+use outliers::Outliers;
 
 /// Where a gateway sends work.
 pub enum Backends {
@@ -52,6 +60,10 @@ pub struct Gateway {
     admin_token: Option<String>,
     /// Purge records this gateway made or heard, published in gossip.
     purges: Arc<PurgeList>,
+    /// Workers this gateway skips for a while (ejected).
+    outliers: Outliers,
+    /// How long to wait for a worker before hedging.
+    hedge_delay: HedgeDelay,
 }
 
 impl Gateway {
@@ -76,6 +88,8 @@ impl Gateway {
             fill_timeout: fetch_timeout + Duration::from_secs(30),
             admin_token,
             purges,
+            outliers: Outliers::default(),
+            hedge_delay: HedgeDelay::default(),
         }))
     }
 
@@ -85,6 +99,11 @@ impl Gateway {
             Backends::Local(_) => 1,
             Backends::Cluster { membership, .. } => membership.live_workers().len(),
         }
+    }
+
+    /// The workers this gateway skips now, for the ejected-workers gauge.
+    pub fn ejected_worker_count(&self) -> usize {
+        self.outliers.ejected_count(Instant::now())
     }
 }
 
