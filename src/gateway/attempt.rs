@@ -21,9 +21,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::response::Response;
+use tokio::sync::oneshot;
 use tokio::time::{sleep_until, timeout};
 use tracing::warn;
 
@@ -35,10 +37,6 @@ use crate::protocol::header::X_CACHE;
 
 /// How often a worker busy with our fill is probed again.
 pub(super) const REPROBE_EVERY: Duration = Duration::from_secs(1);
-
-/// The shortest and longest wait for a probe's answer.
-const PROBE_MIN: Duration = Duration::from_millis(100);
-const PROBE_MAX: Duration = Duration::from_millis(200);
 
 type Pending<'c> =
     Pin<Box<dyn Future<Output = Result<reqwest::Response, Unreachable>> + Send + 'c>>;
@@ -64,7 +62,8 @@ pub(super) async fn attempt<'w>(
         (Err(_), None) => fill.await?,
         (Err(_), Some(next)) => {
             call.gw.metrics.hedges.inc();
-            return race(call, fill, worker, next, probe_deadline(delay)).await;
+            let probe_wait = call.gw.hedge_delay.probe_wait();
+            return race(call, fill, worker, next, probe_wait).await;
         }
     };
     if resp.headers().get(X_CACHE).is_some_and(|v| v == "HIT") {
@@ -73,9 +72,37 @@ pub(super) async fn attempt<'w>(
     answered(resp, worker).await
 }
 
-/// How long a probe may take: a few hedge delays, within bounds.
-fn probe_deadline(delay: Duration) -> Duration {
-    (delay * 4).clamp(PROBE_MIN, PROBE_MAX)
+/// What a probe (a cache lookup sent to the worker we wait for) found.
+enum Probe {
+    /// The worker holds the image: its answer.
+    Hit(reqwest::Response),
+    /// The worker answers but has no copy yet (it is filling it for us).
+    Alive,
+    /// No answer in time, or a failure.
+    Failed(Unreachable),
+}
+
+/// Probes `worker` within `wait`, in a task of its own: if the user's
+/// request is answered first (the hedge won), the probe still finishes and
+/// ejects a worker that failed it, so a frozen owner does not keep costing
+/// every request for its keys a hedge delay.
+fn spawn_probe(call: &Call<'_>, worker: &Member, wait: Duration) -> oneshot::Receiver<Probe> {
+    let lookup = call.lookup(worker);
+    let (gw, member, request_id) = (Arc::clone(call.gw), worker.clone(), call.request_id.clone());
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let found = match timeout(wait, lookup).await {
+            Ok(Ok(r)) if r.status() == reqwest::StatusCode::OK => Probe::Hit(r),
+            Ok(Ok(_)) => Probe::Alive,
+            Ok(Err(e)) => Probe::Failed(e),
+            Err(_) => Probe::Failed(Unreachable::Unresponsive(wait)),
+        };
+        // Nobody waits for the answer any more: report the failure here.
+        if let Err(Probe::Failed(e)) = tx.send(found) {
+            worker_failed(&gw, &member, &e, &request_id);
+        }
+    });
+    rx
 }
 
 /// Waits for the first good answer among the fill, the hedge and probes.
@@ -87,8 +114,8 @@ async fn race<'w>(
     probe_wait: Duration,
 ) -> Result<Answered<'w>, Unreachable> {
     let mut hedge: Option<Pending<'_>> = Some(Box::pin(call.lookup(next)));
-    let mut probe: Option<Pending<'_>> = Some(Box::pin(call.lookup(worker)));
-    let mut deadline = tokio::time::Instant::now() + probe_wait;
+    let mut probe = Some(spawn_probe(call, worker, probe_wait));
+    let mut reprobe_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
             resp = &mut fill => return answered(resp?, worker).await,
@@ -103,28 +130,25 @@ async fn race<'w>(
                     Err(e) => worker_failed(call.gw, next, &e, call.request_id),
                 }
             }
-            resp = poll(&mut probe), if probe.is_some() => {
+            found = poll(&mut probe), if probe.is_some() => {
                 probe = None;
-                let r = resp?;
-                if r.status() == reqwest::StatusCode::OK {
-                    return answered(r, worker).await;
+                match found {
+                    Ok(Probe::Hit(r)) => return answered(r, worker).await,
+                    // Busy with our fill: check on it again later.
+                    Ok(Probe::Alive) => reprobe_at = tokio::time::Instant::now() + REPROBE_EVERY,
+                    Ok(Probe::Failed(e)) => return Err(e),
+                    Err(_) => return Err(Unreachable::Unresponsive(probe_wait)),
                 }
-                // Alive and busy (our fill is on its way): check again later.
-                deadline = tokio::time::Instant::now() + REPROBE_EVERY;
             }
-            _ = sleep_until(deadline) => {
-                if probe.is_some() {
-                    return Err(Unreachable::Unresponsive(probe_wait));
-                }
-                probe = Some(Box::pin(call.lookup(worker)));
-                deadline = tokio::time::Instant::now() + probe_wait;
+            _ = sleep_until(reprobe_at), if probe.is_none() => {
+                probe = Some(spawn_probe(call, worker, probe_wait));
             }
         }
     }
 }
 
-/// Awaits the pending request in `slot` (which the caller checked is set).
-async fn poll(slot: &mut Option<Pending<'_>>) -> Result<reqwest::Response, Unreachable> {
+/// Awaits the future in `slot` (which the caller checked is set).
+async fn poll<F: Future + Unpin>(slot: &mut Option<F>) -> F::Output {
     match slot.as_mut() {
         Some(f) => f.await,
         None => std::future::pending().await,

@@ -21,6 +21,9 @@ pub const MIN_DELAY: Duration = Duration::from_millis(5);
 pub const MAX_DELAY: Duration = Duration::from_millis(250);
 /// The delay before any answer was seen.
 const INITIAL_DELAY: Duration = Duration::from_millis(50);
+/// The shortest and longest wait for a probe (see [`HedgeDelay::probe_wait`]).
+pub const PROBE_MIN: Duration = Duration::from_millis(200);
+pub const PROBE_MAX: Duration = Duration::from_secs(2);
 
 /// Weight of a new sample in the mean (RFC 6298's alpha).
 const ALPHA: f64 = 1.0 / 8.0;
@@ -59,13 +62,23 @@ impl HedgeDelay {
 
     /// How long to wait for an owner's answer before hedging.
     pub fn delay(&self) -> Duration {
+        self.high()
+            .map_or(INITIAL_DELAY, |d| d.clamp(MIN_DELAY, MAX_DELAY))
+    }
+
+    /// How long a cache lookup may take before its worker counts as frozen:
+    /// twice the high estimate, unclamped by [`MAX_DELAY`], so that on a
+    /// machine where every answer is slow a slow worker is not mistaken
+    /// for a frozen one and ejected.
+    pub fn probe_wait(&self) -> Duration {
+        self.high()
+            .map_or(PROBE_MIN, |d| (d * 2).clamp(PROBE_MIN, PROBE_MAX))
+    }
+
+    /// `mean + 4 x deviation`, once there is a sample.
+    fn high(&self) -> Option<Duration> {
         let est = *self.estimate.lock().unwrap_or_else(|e| e.into_inner());
-        match est {
-            None => INITIAL_DELAY,
-            Some(e) => {
-                Duration::from_secs_f64(e.mean + 4.0 * e.deviation).clamp(MIN_DELAY, MAX_DELAY)
-            }
-        }
+        est.map(|e| Duration::from_secs_f64(e.mean + 4.0 * e.deviation))
     }
 }
 
@@ -85,6 +98,7 @@ mod tests {
             h.observe(Duration::from_micros(300));
         }
         assert_eq!(h.delay(), MIN_DELAY);
+        assert_eq!(h.probe_wait(), PROBE_MIN);
     }
 
     #[test]
@@ -101,8 +115,10 @@ mod tests {
         let slower = h.delay();
         assert!(slower > ms(80), "{slower:?}");
         for _ in 0..50 {
-            h.observe(ms(2000));
+            h.observe(ms(400));
         }
         assert_eq!(h.delay(), MAX_DELAY);
+        let probe = h.probe_wait();
+        assert!(probe > ms(800) && probe < PROBE_MAX, "{probe:?}");
     }
 }

@@ -4,6 +4,8 @@
 //! asks: the lookup's path and query and the fill's body are built once,
 //! not once per worker tried.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -44,7 +46,7 @@ pub(super) enum Unreachable {
 
 /// One user request's calls to workers.
 pub(super) struct Call<'a> {
-    pub gw: &'a Gateway,
+    pub gw: &'a Arc<Gateway>,
     pub keys: &'a ClusterKeys,
     pub request_id: &'a RequestId,
     /// `/v1/image?url=...&w=...`.
@@ -55,7 +57,7 @@ pub(super) struct Call<'a> {
 
 impl<'a> Call<'a> {
     pub fn new(
-        gw: &'a Gateway,
+        gw: &'a Arc<Gateway>,
         keys: &'a ClusterKeys,
         request_id: &'a RequestId,
         url: &Url,
@@ -94,22 +96,31 @@ impl<'a> Call<'a> {
     }
 
     /// `GET /v1/image`: the cached image or 404, never an origin fetch.
-    /// Its latency feeds the hedge delay.
-    pub async fn lookup(&self, worker: &Member) -> Result<reqwest::Response, Unreachable> {
-        let url = endpoint(worker, &self.lookup_target)?;
-        let started = Instant::now();
-        let resp = send(
-            self.gw,
-            self.keys,
-            Method::GET,
-            url,
-            Bytes::new(),
-            self.request_id,
-            LOOKUP_TIMEOUT,
-        )
-        .await?;
-        self.gw.hedge_delay.observe(started.elapsed());
-        Ok(resp)
+    /// Its latency feeds the hedge delay. The future owns what it needs,
+    /// so it can outlive the user request (a probe that keeps watching).
+    pub fn lookup(
+        &self,
+        worker: &Member,
+    ) -> impl Future<Output = Result<reqwest::Response, Unreachable>> + Send + 'static {
+        let url = endpoint(worker, &self.lookup_target);
+        let gw = Arc::clone(self.gw);
+        let keys = self.keys.clone();
+        let request_id = self.request_id.clone();
+        async move {
+            let started = Instant::now();
+            let resp = send(
+                &gw,
+                &keys,
+                Method::GET,
+                url?,
+                Bytes::new(),
+                &request_id,
+                LOOKUP_TIMEOUT,
+            )
+            .await?;
+            gw.hedge_delay.observe(started.elapsed());
+            Ok(resp)
+        }
     }
 }
 
