@@ -13,7 +13,8 @@
 //!   slow origin for our request (then we keep waiting for that fill,
 //!   probing again every [`REPROBE_EVERY`]); a worker that does not answer
 //!   it within the probe deadline is frozen or overloaded, and the attempt
-//!   fails, so the caller ejects it and fills on the next worker.
+//!   fails, so the caller ejects it and fills on the next worker. Requests
+//!   waiting on one worker share one probe ([`super::probes`]).
 //!
 //! Lookups never fetch, so hedging never makes a second origin fetch: the
 //! fill goes to one worker, and to the next only once the first has shown
@@ -21,16 +22,18 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::response::Response;
-use tokio::sync::oneshot;
+use futures::FutureExt;
 use tokio::time::{sleep_until, timeout};
 use tracing::warn;
 
 use super::internal::{relay, Call, Unreachable};
 use super::outliers::Ejection;
+use super::probes::{SharedProbe, Verdict};
 use super::Gateway;
 use crate::cluster::membership::Member;
 use crate::protocol::header::X_CACHE;
@@ -40,6 +43,26 @@ pub(super) const REPROBE_EVERY: Duration = Duration::from_secs(1);
 
 type Pending<'c> =
     Pin<Box<dyn Future<Output = Result<reqwest::Response, Unreachable>> + Send + 'c>>;
+
+/// Hedges one gateway may have in flight at once.
+pub(super) const MAX_HEDGES_IN_FLIGHT: usize = 8;
+
+/// A hedge counted against [`MAX_HEDGES_IN_FLIGHT`] until dropped.
+struct HedgeBudget<'a>(&'a AtomicUsize);
+
+impl<'a> HedgeBudget<'a> {
+    fn take(in_flight: &'a AtomicUsize) -> Option<HedgeBudget<'a>> {
+        let before = in_flight.fetch_add(1, Ordering::AcqRel);
+        let taken = HedgeBudget(in_flight);
+        (before < MAX_HEDGES_IN_FLIGHT).then_some(taken)
+    }
+}
+
+impl Drop for HedgeBudget<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// The answer of a successful attempt and the worker that gave it.
 pub(super) struct Answered<'w> {
@@ -61,7 +84,6 @@ pub(super) async fn attempt<'w>(
         // Nobody to hedge to: wait for the one worker there is.
         (Err(_), None) => fill.await?,
         (Err(_), Some(next)) => {
-            call.gw.metrics.hedges.inc();
             let probe_wait = call.gw.hedge_delay.probe_wait();
             return race(call, fill, worker, next, probe_wait).await;
         }
@@ -69,40 +91,44 @@ pub(super) async fn attempt<'w>(
     if resp.headers().get(X_CACHE).is_some_and(|v| v == "HIT") {
         call.gw.hedge_delay.observe(started.elapsed());
     }
-    answered(resp, worker).await
+    answered(call.gw, resp, worker).await
 }
 
-/// What a probe (a cache lookup sent to the worker we wait for) found.
-enum Probe {
-    /// The worker holds the image: its answer.
-    Hit(reqwest::Response),
-    /// The worker answers but has no copy yet (it is filling it for us).
-    Alive,
-    /// No answer in time, or a failure.
-    Failed(Unreachable),
-}
-
-/// Probes `worker` within `wait`, in a task of its own: if the user's
-/// request is answered first (the hedge won), the probe still finishes and
-/// ejects a worker that failed it, so a frozen owner does not keep costing
-/// every request for its keys a hedge delay.
-fn spawn_probe(call: &Call<'_>, worker: &Member, wait: Duration) -> oneshot::Receiver<Probe> {
-    let lookup = call.lookup(worker);
-    let (gw, member, request_id) = (Arc::clone(call.gw), worker.clone(), call.request_id.clone());
-    let (tx, rx) = oneshot::channel();
-    tokio::spawn(async move {
-        let found = match timeout(wait, lookup).await {
-            Ok(Ok(r)) if r.status() == reqwest::StatusCode::OK => Probe::Hit(r),
-            Ok(Ok(_)) => Probe::Alive,
-            Ok(Err(e)) => Probe::Failed(e),
-            Err(_) => Probe::Failed(Unreachable::Unresponsive(wait)),
-        };
-        // Nobody waits for the answer any more: report the failure here.
-        if let Err(Probe::Failed(e)) = tx.send(found) {
-            worker_failed(&gw, &member, &e, &request_id);
+/// The probe of `worker` (a cache lookup that must answer within `wait`),
+/// shared with the other requests waiting on it ([`super::probes`]). A new
+/// probe runs to its end in a task of its own, which ejects the worker if
+/// it fails: even when the user's request was answered first (the hedge
+/// won), a frozen owner is ejected, and stops costing every request for its
+/// keys a hedge delay.
+fn probe(call: &Call<'_>, worker: &Member, wait: Duration) -> SharedProbe {
+    let (shared, started) = call.gw.probes.join(&worker.name, || {
+        let lookup = call.lookup(worker);
+        let (gw, name) = (Arc::clone(call.gw), worker.name.clone());
+        async move {
+            let sent = Instant::now();
+            let failed = match timeout(wait, lookup).await {
+                Ok(Ok(_)) => return Verdict::Alive,
+                Ok(Err(e)) => e,
+                // Late, but it answered other requests meanwhile: loaded,
+                // not frozen (ejecting it would move its fills elsewhere
+                // and fetch their origins twice).
+                Err(_) if gw.outliers.heard_since(&name, sent) => return Verdict::Alive,
+                Err(_) => Unreachable::Unresponsive(wait),
+            };
+            Verdict::Failed(Arc::new(failed.to_string()))
         }
+        .boxed()
     });
-    rx
+    if let Some(run) = started {
+        let (gw, member, request_id) =
+            (Arc::clone(call.gw), worker.clone(), call.request_id.clone());
+        tokio::spawn(async move {
+            if let Verdict::Failed(why) = run.await {
+                worker_failed(&gw, &member, &Unreachable::Probe(why), &request_id);
+            }
+        });
+    }
+    shared
 }
 
 /// Waits for the first good answer among the fill, the hedge and probes.
@@ -113,18 +139,24 @@ async fn race<'w>(
     next: &'w Member,
     probe_wait: Duration,
 ) -> Result<Answered<'w>, Unreachable> {
-    let mut hedge: Option<Pending<'_>> = Some(Box::pin(call.lookup(next)));
-    let mut probe = Some(spawn_probe(call, worker, probe_wait));
+    // Within the budget only: a burst of slow requests must not double
+    // the load on workers that are slow because of it.
+    let budget = HedgeBudget::take(&call.gw.hedges_in_flight);
+    let mut hedge: Option<Pending<'_>> = budget.as_ref().map(|_| {
+        call.gw.metrics.hedges.inc();
+        Box::pin(call.lookup(next)) as Pending<'_>
+    });
+    let mut probe = Some(probe(call, worker, probe_wait));
     let mut reprobe_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            resp = &mut fill => return answered(resp?, worker).await,
+            resp = &mut fill => return answered(call.gw, resp?, worker).await,
             resp = poll(&mut hedge), if hedge.is_some() => {
                 hedge = None;
                 match resp {
                     Ok(r) if r.status() == reqwest::StatusCode::OK => {
                         call.gw.metrics.hedges_won.inc();
-                        return answered(r, next).await;
+                        return answered(call.gw, r, next).await;
                     }
                     Ok(_) => {}
                     Err(e) => worker_failed(call.gw, next, &e, call.request_id),
@@ -133,15 +165,13 @@ async fn race<'w>(
             found = poll(&mut probe), if probe.is_some() => {
                 probe = None;
                 match found {
-                    Ok(Probe::Hit(r)) => return answered(r, worker).await,
                     // Busy with our fill: check on it again later.
-                    Ok(Probe::Alive) => reprobe_at = tokio::time::Instant::now() + REPROBE_EVERY,
-                    Ok(Probe::Failed(e)) => return Err(e),
-                    Err(_) => return Err(Unreachable::Unresponsive(probe_wait)),
+                    Verdict::Alive => reprobe_at = tokio::time::Instant::now() + REPROBE_EVERY,
+                    Verdict::Failed(why) => return Err(Unreachable::Probe(why)),
                 }
             }
             _ = sleep_until(reprobe_at), if probe.is_none() => {
-                probe = Some(spawn_probe(call, worker, probe_wait));
+                probe = Some(self::probe(call, worker, probe_wait));
             }
         }
     }
@@ -155,7 +185,12 @@ async fn poll<F: Future + Unpin>(slot: &mut Option<F>) -> F::Output {
     }
 }
 
-async fn answered(resp: reqwest::Response, by: &Member) -> Result<Answered<'_>, Unreachable> {
+async fn answered<'w>(
+    gw: &Gateway,
+    resp: reqwest::Response,
+    by: &'w Member,
+) -> Result<Answered<'w>, Unreachable> {
+    gw.outliers.heard_from(&by.name, Instant::now());
     let response = relay(resp).await?;
     Ok(Answered { response, by })
 }

@@ -42,6 +42,9 @@ pub(super) enum Unreachable {
     /// was answered in time: the worker is frozen or overloaded.
     #[error("no answer to a cache lookup within {0:?} (worker frozen or overloaded)")]
     Unresponsive(Duration),
+    /// The probe shared by the requests waiting on this worker failed.
+    #[error("probe failed: {0}")]
+    Probe(Arc<String>),
 }
 
 /// One user request's calls to workers.
@@ -106,6 +109,7 @@ impl<'a> Call<'a> {
         let gw = Arc::clone(self.gw);
         let keys = self.keys.clone();
         let request_id = self.request_id.clone();
+        let name = worker.name.clone();
         async move {
             let started = Instant::now();
             let resp = send(
@@ -119,6 +123,7 @@ impl<'a> Call<'a> {
             )
             .await?;
             gw.hedge_delay.observe(started.elapsed());
+            gw.outliers.heard_from(&name, Instant::now());
             Ok(resp)
         }
     }

@@ -16,6 +16,7 @@ mod forward;
 mod hedge_delay;
 mod internal;
 mod outliers;
+mod probes;
 mod purge;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use crate::protocol::header::KEPT_ON_NOT_MODIFIED;
 use crate::protocol::{parse_image_query, LocalWorker, RequestId, PUBLIC_IMAGE_PATH};
 use hedge_delay::HedgeDelay;
 use outliers::Outliers;
+use probes::Probes;
 
 /// Where a gateway sends work.
 pub enum Backends {
@@ -64,6 +66,10 @@ pub struct Gateway {
     outliers: Outliers,
     /// How long to wait for a worker before hedging.
     hedge_delay: HedgeDelay,
+    /// The probes in flight, one per worker.
+    probes: Probes,
+    /// Hedged lookups in flight (see `attempt::MAX_HEDGES_IN_FLIGHT`).
+    hedges_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl Gateway {
@@ -90,6 +96,8 @@ impl Gateway {
             purges,
             outliers: Outliers::default(),
             hedge_delay: HedgeDelay::default(),
+            probes: Probes::default(),
+            hedges_in_flight: Default::default(),
         }))
     }
 

@@ -47,6 +47,9 @@ pub struct Outliers {
     /// Entries in `records`, read without the lock: zero on the hot path
     /// of a healthy cluster, so ordering costs nothing then.
     tracked: AtomicUsize,
+    /// When each worker last answered anything: a worker that answers
+    /// other requests is loaded, not frozen, even if a probe was late.
+    heard: Mutex<HashMap<String, Instant>>,
 }
 
 impl Outliers {
@@ -65,6 +68,23 @@ impl Outliers {
         record.until = now + backoff;
         self.tracked.store(records.len(), Ordering::Relaxed);
         Ejection::Ejected(backoff)
+    }
+
+    /// Records that `worker` answered some request at `now`.
+    pub fn heard_from(&self, worker: &str, now: Instant) {
+        let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        match heard.get_mut(worker) {
+            Some(at) => *at = (*at).max(now),
+            None => {
+                heard.insert(worker.to_string(), now);
+            }
+        }
+    }
+
+    /// Whether `worker` answered anything after `since`.
+    pub fn heard_since(&self, worker: &str, since: Instant) -> bool {
+        let heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
+        heard.get(worker).is_some_and(|at| *at > since)
     }
 
     /// Records that `worker` answered: it is no longer an outlier.
@@ -171,6 +191,17 @@ mod tests {
             panic!("not ejected")
         };
         assert_eq!(d, FIRST_BACKOFF * 2);
+    }
+
+    #[test]
+    fn a_worker_is_heard_from_after_it_answers() {
+        let o = Outliers::default();
+        let t = Instant::now();
+        assert!(!o.heard_since("a", t));
+        o.heard_from("a", t + Duration::from_millis(5));
+        assert!(o.heard_since("a", t));
+        assert!(!o.heard_since("a", t + Duration::from_millis(5)));
+        assert!(!o.heard_since("b", t));
     }
 
     #[test]
