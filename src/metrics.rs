@@ -51,6 +51,14 @@ pub struct GatewayMetrics {
     pub failovers: Counter,
     /// Workers currently live in this gateway's view.
     pub live_workers: Gauge,
+    /// Cache lookups sent to the next worker because the owner was slow.
+    pub hedges: Counter,
+    /// Of those, lookups whose answer was the one served.
+    pub hedges_won: Counter,
+    /// Times a worker was ejected (skipped for a back-off).
+    pub ejections: Counter,
+    /// Workers currently ejected by this gateway (sampled at scrape time).
+    pub ejected_workers: Gauge,
 }
 
 /// Counters and gauges of the worker's disk tier (`CACHE_DIR`).
@@ -179,6 +187,30 @@ impl GatewayMetrics {
                 r,
                 "gateway_live_workers",
                 "Workers currently live in this gateway's view of the cluster",
+                Gauge::default(),
+            ),
+            hedges: add(
+                r,
+                "gateway_hedges",
+                "Cache lookups sent to the next worker in hash order because the owner had not answered within the hedge delay",
+                Counter::default(),
+            ),
+            hedges_won: add(
+                r,
+                "gateway_hedges_won",
+                "Hedged cache lookups whose answer was served (the next worker held the image before the owner answered)",
+                Counter::default(),
+            ),
+            ejections: add(
+                r,
+                "gateway_ejections",
+                "Times this gateway ejected a worker (skipped it for a back-off) after it refused, timed out or did not answer a probe",
+                Counter::default(),
+            ),
+            ejected_workers: add(
+                r,
+                "gateway_ejected_workers",
+                "Workers this gateway currently skips (ejected, waiting out their back-off)",
                 Gauge::default(),
             ),
         }

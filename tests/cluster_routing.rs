@@ -137,8 +137,9 @@ async fn metrics_count_gateway_answers_and_worker_hits_and_misses() {
         misses += w.metric("img_proxy_cache_misses_total").await;
     }
     assert_eq!(misses, 4.0);
-    // Each repeat is a hit on the lookup.
-    assert_eq!(hits, 8.0);
+    // Each repeat is a hit; a gateway's probe of a worker busy with a miss
+    // (a cache lookup, see src/gateway/attempt.rs) may add one.
+    assert!((8.0..=12.0).contains(&hits), "{hits} hits");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

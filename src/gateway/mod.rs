@@ -1,17 +1,24 @@
 //! Gateway: the public `GET /image` endpoint.
 //!
 //! A gateway validates the request, ranks the live workers for the source
-//! URL (see [`crate::cluster::placement`]), and asks the owner: first
-//! `GET /v1/image` (cached?), then on a 404 `POST /v1/cache` (fill it):
+//! URL (see [`crate::cluster::placement`]), and asks the owner in one round
+//! trip, `POST /v1/cache` (the cached image, or fetched and cached now):
 //! the internal protocol of [`crate::protocol`].
-//! If the owner cannot be reached (refused, reset, timed out) it moves on to
-//! the next worker in that URL's hash order, so a dead worker costs latency,
-//! not failed requests. In a standalone node the "cluster" is the worker in
-//! the same process, called directly.
+//! If the owner is slow to answer, a cache lookup is hedged to the next
+//! worker ([`attempt`]); if it cannot be reached (refused, reset, timed out,
+//! frozen) it is ejected for a back-off ([`outliers`]) and the gateway moves
+//! on to the next worker in that URL's hash order, so a dead or frozen
+//! worker costs a little latency, not failed requests. In a standalone node
+//! the "cluster" is the worker in the same process, called directly.
 
+mod attempt;
 mod client_hints;
 pub mod dashboard;
 mod forward;
+mod hedge_delay;
+mod internal;
+mod outliers;
+mod probes;
 mod purge;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +42,9 @@ use crate::protocol::header::KEPT_ON_NOT_MODIFIED;
 use crate::protocol::{
     parse_image_query, LocalWorker, Product, RequestId, PUBLIC_IMAGE_PATH, PUBLIC_INFO_PATH,
 };
+use hedge_delay::HedgeDelay;
+use outliers::Outliers;
+use probes::Probes;
 
 /// Where a gateway sends work.
 pub enum Backends {
@@ -64,6 +74,14 @@ pub struct Gateway {
     answered: AtomicU64,
     /// `CLIENT_HINTS`: whether hint headers fill in options.
     client_hints: ClientHints,
+    /// Workers this gateway skips for a while (ejected).
+    outliers: Outliers,
+    /// How long to wait for a worker before hedging.
+    hedge_delay: HedgeDelay,
+    /// The probes in flight, one per worker.
+    probes: Probes,
+    /// Hedged lookups in flight (see `attempt::MAX_HEDGES_IN_FLIGHT`).
+    hedges_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl Gateway {
@@ -91,6 +109,10 @@ impl Gateway {
             purges,
             answered: AtomicU64::new(0),
             client_hints,
+            outliers: Outliers::default(),
+            hedge_delay: HedgeDelay::default(),
+            probes: Probes::default(),
+            hedges_in_flight: Default::default(),
         }))
     }
 
@@ -105,6 +127,11 @@ impl Gateway {
     /// `/image` requests answered since start, whatever the status.
     pub fn answered(&self) -> u64 {
         self.answered.load(Ordering::Relaxed)
+    }
+
+    /// The workers this gateway skips now, for the ejected-workers gauge.
+    pub fn ejected_worker_count(&self) -> usize {
+        self.outliers.ejected_count(Instant::now())
     }
 }
 

@@ -21,7 +21,7 @@ use reqwest::Method;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::forward::{send, LOOKUP_TIMEOUT};
+use super::internal::{send, LOOKUP_TIMEOUT};
 use super::{Backends, Gateway};
 use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::Member;

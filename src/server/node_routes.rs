@@ -82,6 +82,9 @@ async fn metrics_text(State(node): State<Node>) -> Response {
         gateway_metrics
             .live_workers
             .set(gateway.live_worker_count() as i64);
+        gateway_metrics
+            .ejected_workers
+            .set(gateway.ejected_worker_count() as i64);
     }
     let mut resp = node.metrics.encode().into_response();
     resp.headers_mut().insert(

@@ -12,7 +12,7 @@ use super::hash_share;
 use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::{KnownNode, Liveness, Member, Membership};
 use crate::cluster::Role;
-use crate::gateway::forward::send;
+use crate::gateway::internal::send;
 use crate::gateway::{Backends, Gateway};
 use crate::metrics::WorkerLabel;
 use crate::protocol::{RequestId, WorkerStats, STATS_PATH};

@@ -1,0 +1,188 @@
+//! Signed calls to a worker's internal API, and relaying its answers.
+//!
+//! [`Call`] holds what one user request sends to whichever workers it
+//! asks: the lookup's path and query and the fill's body are built once,
+//! not once per worker tried.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderName, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use reqwest::Method;
+use url::Url;
+
+use super::Gateway;
+use crate::cluster::auth;
+use crate::cluster::keys::ClusterKeys;
+use crate::cluster::membership::Member;
+use crate::error_chain::one_line;
+use crate::protocol::header::{CLUSTER_AUTH, RELAYED, X_REQUEST_ID};
+use crate::protocol::{Product, RequestId, FILL_PATH, LOOKUP_PATH};
+
+/// Deadline for a cache lookup: it never touches an origin.
+pub(super) const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a worker did not answer; the gateway then tries the next one.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Unreachable {
+    /// Refused, reset, timed out...: the message names the cause, not
+    /// only reqwest's "error sending request".
+    #[error("{}", one_line(.0))]
+    Transport(#[from] reqwest::Error),
+    #[error("worker refused our credentials")]
+    Unauthorized,
+    #[error("worker address {0} does not form a URL")]
+    BadAddress(String),
+    /// Neither the request nor a cache lookup sent to check on the worker
+    /// was answered in time: the worker is frozen or overloaded.
+    #[error("no answer to a cache lookup within {0:?} (worker frozen or overloaded)")]
+    Unresponsive(Duration),
+    /// The probe shared by the requests waiting on this worker failed.
+    #[error("probe failed: {0}")]
+    Probe(Arc<String>),
+}
+
+/// One user request's calls to workers.
+pub(super) struct Call<'a> {
+    pub gw: &'a Arc<Gateway>,
+    pub keys: &'a ClusterKeys,
+    pub request_id: &'a RequestId,
+    /// `/v1/image?url=...&w=...`.
+    lookup_target: String,
+    /// The JSON body of `POST /v1/cache`.
+    fill_body: Bytes,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(
+        gw: &'a Arc<Gateway>,
+        keys: &'a ClusterKeys,
+        request_id: &'a RequestId,
+        url: &Url,
+        product: Product<'_>,
+    ) -> Call<'a> {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("url", url.as_str());
+        for (k, v) in product.query() {
+            query.append_pair(k, &v);
+        }
+        let body = serde_json::to_vec(&product.fill_request(url)).unwrap_or_default();
+        Call {
+            gw,
+            keys,
+            request_id,
+            lookup_target: format!("{LOOKUP_PATH}?{}", query.finish()),
+            fill_body: Bytes::from(body),
+        }
+    }
+
+    /// `POST /v1/cache`: the cached image, or fetched and cached now.
+    pub async fn get_or_fill(&self, worker: &Member) -> Result<reqwest::Response, Unreachable> {
+        let url = endpoint(worker, FILL_PATH)?;
+        let body = self.fill_body.clone();
+        let timeout = self.gw.fill_timeout;
+        send(
+            self.gw,
+            self.keys,
+            Method::POST,
+            url,
+            body,
+            self.request_id,
+            timeout,
+        )
+        .await
+    }
+
+    /// `GET /v1/image`: the cached image or 404, never an origin fetch.
+    /// Its latency feeds the hedge delay. The future owns what it needs,
+    /// so it can outlive the user request (a probe that keeps watching).
+    pub fn lookup(
+        &self,
+        worker: &Member,
+    ) -> impl Future<Output = Result<reqwest::Response, Unreachable>> + Send + 'static {
+        let url = endpoint(worker, &self.lookup_target);
+        let gw = Arc::clone(self.gw);
+        let keys = self.keys.clone();
+        let request_id = self.request_id.clone();
+        let name = worker.name.clone();
+        async move {
+            let started = Instant::now();
+            let resp = send(
+                &gw,
+                &keys,
+                Method::GET,
+                url?,
+                Bytes::new(),
+                &request_id,
+                LOOKUP_TIMEOUT,
+            )
+            .await?;
+            gw.hedge_delay.observe(started.elapsed());
+            gw.outliers.heard_from(&name, Instant::now());
+            Ok(resp)
+        }
+    }
+}
+
+fn endpoint(worker: &Member, target: &str) -> Result<Url, Unreachable> {
+    Url::parse(&format!("http://{}{target}", worker.http_addr))
+        .map_err(|_| Unreachable::BadAddress(worker.http_addr.to_string()))
+}
+
+/// Sends one signed internal request.
+pub(super) async fn send(
+    gw: &Gateway,
+    keys: &ClusterKeys,
+    method: Method,
+    url: Url,
+    body: Bytes,
+    request_id: &RequestId,
+    timeout: Duration,
+) -> Result<reqwest::Response, Unreachable> {
+    let path_and_query = match url.query() {
+        Some(q) => format!("{}?{}", url.path(), q),
+        None => url.path().to_string(),
+    };
+    let signature = auth::sign(
+        keys,
+        method.as_str(),
+        &path_and_query,
+        &body,
+        auth::unix_now(),
+    );
+    let mut req = gw
+        .client
+        .request(method, url)
+        .timeout(timeout)
+        .header(CLUSTER_AUTH, signature)
+        .header(X_REQUEST_ID, &request_id.0);
+    if !body.is_empty() {
+        req = req.header("content-type", "application/json").body(body);
+    }
+    let resp = req.send().await?;
+    if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(Unreachable::Unauthorized);
+    }
+    Ok(resp)
+}
+
+/// Turns a worker's answer into ours, reading the whole body first so that
+/// a worker dying mid-answer is a failover, not a truncated image.
+pub(super) async fn relay(resp: reqwest::Response) -> Result<Response, Unreachable> {
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await?;
+    let mut out = Response::new(Body::from(body));
+    *out.status_mut() = status;
+    for name in RELAYED {
+        if let Some(v) = headers.get(name) {
+            out.headers_mut()
+                .insert(HeaderName::from_static(name), v.clone());
+        }
+    }
+    Ok(out)
+}
