@@ -130,6 +130,12 @@ pub struct NodeArgs {
     #[arg(long, env = "CACHE_DISK_BYTES", default_value = "1GiB", value_parser = parse_bytes)]
     pub cache_disk_bytes: u64,
 
+    /// Gateway cache of hot images (asked for repeatedly), in bytes; `0`
+    /// disables it. Ignored by standalone nodes, whose worker cache is in
+    /// the process already.
+    #[arg(long, env = "GATEWAY_CACHE_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
+    pub gateway_cache_bytes: u64,
+
     /// Bearer token that enables `DELETE /image` (purge) on gateways;
     /// unset: purge is disabled (403).
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
@@ -253,6 +259,8 @@ pub struct Config {
     /// `None`: memory only.
     pub cache_dir: Option<std::path::PathBuf>,
     pub cache_disk_bytes: u64,
+    /// 0: no gateway cache (always 0 on a standalone node).
+    pub gateway_cache_bytes: u64,
     /// `None`: purge disabled.
     pub admin_token: Option<String>,
     pub max_source_bytes: u64,
@@ -356,6 +364,10 @@ impl NodeArgs {
             cache_ttl: self.cache_ttl,
             cache_dir,
             cache_disk_bytes: self.cache_disk_bytes,
+            gateway_cache_bytes: match role {
+                Role::Gateway => self.gateway_cache_bytes,
+                _ => 0,
+            },
             admin_token: self.admin_token.filter(|t| !t.is_empty()),
             max_source_bytes: self.max_source_bytes,
             fetch_timeout: self.fetch_timeout,

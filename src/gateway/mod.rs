@@ -11,6 +11,7 @@
 
 pub mod dashboard;
 mod forward;
+mod hot_cache;
 mod purge;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +58,8 @@ pub struct Gateway {
     /// `/image` requests answered, whatever the status (the dashboard's
     /// request rate).
     answered: AtomicU64,
+    /// Hot images kept on this gateway (`GATEWAY_CACHE_BYTES`).
+    hot: hot_cache::HotCache,
 }
 
 impl Gateway {
@@ -67,6 +70,7 @@ impl Gateway {
         fetch_timeout: Duration,
         admin_token: Option<String>,
         purges: Arc<PurgeList>,
+        cache_bytes: u64,
     ) -> Result<Arc<Gateway>, reqwest::Error> {
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -74,6 +78,7 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let hot = hot_cache::HotCache::new(cache_bytes, Arc::clone(&purges), metrics.clone());
         Ok(Arc::new(Gateway {
             backends,
             client,
@@ -82,6 +87,7 @@ impl Gateway {
             admin_token,
             purges,
             answered: AtomicU64::new(0),
+            hot,
         }))
     }
 
@@ -91,6 +97,11 @@ impl Gateway {
             Backends::Local(_) => 1,
             Backends::Cluster { membership, .. } => membership.live_workers().len(),
         }
+    }
+
+    /// The gateway's cache of hot images.
+    pub fn hot_cache(&self) -> &hot_cache::HotCache {
+        &self.hot
     }
 
     /// `/image` requests answered since start, whatever the status.
@@ -161,9 +172,12 @@ async fn handle(
             Err(error_answer) => return Ok(error_answer),
         },
         Backends::Cluster { membership, keys } => {
-            let workers = membership.live_workers();
-            gw.metrics.live_workers.set(workers.len() as i64);
-            forward::forward(gw, keys, &workers, &url, &opts, request_id).await?
+            let forwarded = async {
+                let workers = membership.live_workers();
+                gw.metrics.live_workers.set(workers.len() as i64);
+                forward::forward(gw, keys, &workers, &url, &opts, request_id).await
+            };
+            gw.hot.through(&url, &opts, forwarded).await?
         }
     };
     if resolved.varies_on_accept {

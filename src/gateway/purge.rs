@@ -67,7 +67,9 @@ pub(super) async fn purge(
     let result = async {
         authorize(&gw, &headers)?;
         let (url, _) = parse_purge_query(query.as_deref())?;
-        let removed = purge_everywhere(&gw, &url, &request_id).await?;
+        let removed = purge_everywhere(&gw, &url, &request_id).await;
+        gw.hot.purge(url.as_str()).await;
+        let removed = removed?;
         Ok::<_, ApiError>(Json(
             serde_json::json!({ "url": url.as_str(), "removed": removed }),
         ))

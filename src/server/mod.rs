@@ -77,6 +77,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     cfg.fetch_timeout,
                     cfg.admin_token.clone(),
                     Arc::clone(&purges),
+                    cfg.gateway_cache_bytes,
                 )
                 .context("cannot build the HTTP client")?,
             )

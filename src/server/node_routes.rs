@@ -82,6 +82,7 @@ async fn metrics_text(State(node): State<Node>) -> Response {
         gateway_metrics
             .live_workers
             .set(gateway.live_worker_count() as i64);
+        gateway.hot_cache().update_gauges().await;
     }
     let mut resp = node.metrics.encode().into_response();
     resp.headers_mut().insert(
