@@ -13,7 +13,8 @@
 //! - **Freshness**: each entry lives only as long as the worker's
 //!   `Cache-Control: max-age` said, counted from when the request was sent
 //!   (before the worker counted), so it never outlives the worker's own
-//!   entry; an answer with `max-age=0`, `no-store`, `no-cache` or `private`
+//!   entry, and at most as long as this gateway keeps purge records
+//!   (its `CACHE_TTL`); an answer with `max-age=0`, `no-store`, `no-cache` or `private`
 //!   is not stored.
 //! - **Purges**: `DELETE /image` on this gateway drops the URL's entries
 //!   (original and variants) before it answers, and every hit checks the
@@ -162,7 +163,10 @@ impl HotCache {
         if resp.status() != StatusCode::OK {
             return resp;
         }
-        let Some(fresh_for) = freshness(resp.headers()) else {
+        // Never longer than this gateway keeps purge records, so a record
+        // outlives every entry it must refuse.
+        let Some(fresh_for) = freshness(resp.headers()).map(|f| f.min(self.purges.lifetime()))
+        else {
             return resp;
         };
         let hash = xxhash_rust::xxh3::xxh3_64(key.as_bytes());

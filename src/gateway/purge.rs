@@ -8,6 +8,9 @@
 //! signed). It answers 200 `{"url": U, "removed": N}` once every live
 //! worker confirmed, N being the entries removed in all; 502 names the
 //! workers that did not confirm (the gossip record still reaches them).
+//! Either way this gateway's own cache of hot images has dropped the URL
+//! before the answer; other gateways refuse their copies on hearing the
+//! record (see [`super::hot_cache`]).
 
 use std::sync::Arc;
 use std::time::SystemTime;
