@@ -50,7 +50,7 @@ WORKER_ONLY = {
 }
 GATEWAY_ONLY = {
     "ADMIN_TOKEN", "URL_SIGNING_KEYS", "ALLOWED_SOURCES", "PRESETS",
-    "ONLY_PRESETS", "MAX_IN_FLIGHT", "CLIENT_HINTS",
+    "ONLY_PRESETS", "MAX_IN_FLIGHT", "CLIENT_HINTS", "GATEWAY_CACHE_BYTES",
 }
 # Deliberately not passed: one value would be shared by every replica.
 PER_CONTAINER = {"NAME"}

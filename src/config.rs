@@ -141,6 +141,11 @@ pub struct NodeArgs {
     /// most 7s, within the 9 s shutdown deadline.
     #[arg(long, env = "HANDOFF_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub handoff_timeout: Duration,
+    /// Gateway cache of hot images (asked for repeatedly), in bytes; `0`
+    /// disables it. Ignored by standalone nodes, whose worker cache is in
+    /// the process already.
+    #[arg(long, env = "GATEWAY_CACHE_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
+    pub gateway_cache_bytes: u64,
 
     /// Bearer token that enables `DELETE /image` (purge) on gateways;
     /// unset: purge is disabled (403).
@@ -275,6 +280,8 @@ pub struct Config {
     pub cache_disk_bytes: u64,
     /// Hand-off budget on SIGTERM; zero: no hand-off.
     pub handoff_timeout: Duration,
+    /// 0: no gateway cache (always 0 on a standalone node).
+    pub gateway_cache_bytes: u64,
     /// `None`: purge disabled.
     pub admin_token: Option<String>,
     pub max_source_bytes: u64,
@@ -391,6 +398,10 @@ impl NodeArgs {
             cache_dir,
             cache_disk_bytes: self.cache_disk_bytes,
             handoff_timeout: self.handoff_timeout,
+            gateway_cache_bytes: match role {
+                Role::Gateway => self.gateway_cache_bytes,
+                _ => 0,
+            },
             admin_token: self.admin_token.filter(|t| !t.is_empty()),
             max_source_bytes: self.max_source_bytes,
             fetch_timeout: self.fetch_timeout,

@@ -59,6 +59,14 @@ pub struct GatewayMetrics {
     pub ejections: Counter,
     /// Workers currently ejected by this gateway (sampled at scrape time).
     pub ejected_workers: Gauge,
+    /// Requests answered from the gateway's own cache (`GATEWAY_CACHE_BYTES`).
+    pub cache_hits: Counter,
+    /// Requests the gateway's cache did not hold (forwarded).
+    pub cache_misses: Counter,
+    /// Entries in the gateway's cache (sampled at scrape time).
+    pub cache_entries: Gauge,
+    /// Bytes weighed into the gateway's cache (sampled at scrape time).
+    pub cache_bytes: Gauge,
 }
 
 /// Counters and gauges of the worker's disk tier (`CACHE_DIR`).
@@ -211,6 +219,31 @@ impl GatewayMetrics {
                 r,
                 "gateway_ejected_workers",
                 "Workers this gateway currently skips (ejected, waiting out their back-off)",
+                Gauge::default(),
+            ),
+            cache_hits: add(
+                r,
+                "gateway_cache_hits",
+                "Requests answered from the gateway's own cache of hot images",
+                Counter::default(),
+            ),
+            cache_misses: add(
+                r,
+                "gateway_cache_misses",
+                "Requests the gateway's own cache did not hold, forwarded to a worker",
+                Counter::default(),
+            ),
+            cache_entries: add(
+                r,
+                "gateway_cache_entries",
+                "Entries in the gateway's own cache",
+                Gauge::default(),
+            ),
+            cache_bytes: add_in(
+                r,
+                "gateway_cache_size",
+                "Bytes held in the gateway's own cache",
+                Unit::Bytes,
                 Gauge::default(),
             ),
         }

@@ -74,6 +74,12 @@ impl PurgeList {
         list
     }
 
+    /// How long a record is kept; nothing may be served from before a
+    /// purge for longer than this, or the record would be gone first.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
     /// Notes that another node's state (with its purge records) was heard.
     pub fn mark_synced(&self) {
         self.synced.store(true, Ordering::Relaxed);

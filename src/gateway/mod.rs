@@ -19,6 +19,7 @@ mod hedge_delay;
 mod internal;
 mod outliers;
 mod probes;
+mod hot_cache;
 mod purge;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,6 +83,8 @@ pub struct Gateway {
     probes: Probes,
     /// Hedged lookups in flight (see `attempt::MAX_HEDGES_IN_FLIGHT`).
     hedges_in_flight: std::sync::atomic::AtomicUsize,
+    /// Hot images kept on this gateway (`GATEWAY_CACHE_BYTES`).
+    hot: hot_cache::HotCache,
 }
 
 impl Gateway {
@@ -93,6 +96,7 @@ impl Gateway {
         admin_token: Option<String>,
         purges: Arc<PurgeList>,
         client_hints: ClientHints,
+        cache_bytes: u64,
     ) -> Result<Arc<Gateway>, reqwest::Error> {
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -100,6 +104,7 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        let hot = hot_cache::HotCache::new(cache_bytes, Arc::clone(&purges), metrics.clone());
         Ok(Arc::new(Gateway {
             backends,
             client,
@@ -113,6 +118,7 @@ impl Gateway {
             hedge_delay: HedgeDelay::default(),
             probes: Probes::default(),
             hedges_in_flight: Default::default(),
+            hot,
         }))
     }
 
@@ -122,6 +128,11 @@ impl Gateway {
             Backends::Local(_) => 1,
             Backends::Cluster { membership, .. } => membership.live_workers().len(),
         }
+    }
+
+    /// The gateway's cache of hot images.
+    pub fn hot_cache(&self) -> &hot_cache::HotCache {
+        &self.hot
     }
 
     /// `/image` requests answered since start, whatever the status.
@@ -253,9 +264,12 @@ async fn handle(
             Err(error_answer) => return Ok(error_answer),
         },
         Backends::Cluster { membership, keys } => {
-            let workers = membership.live_workers();
-            gw.metrics.live_workers.set(workers.len() as i64);
-            forward::forward(gw, keys, &workers, &url, Product::Image(&opts), request_id).await?
+            let forwarded = async {
+                let workers = membership.live_workers();
+                gw.metrics.live_workers.set(workers.len() as i64);
+                forward::forward(gw, keys, &workers, &url, Product::Image(&opts), request_id).await
+            };
+            gw.hot.through(&url, &opts, forwarded).await?
         }
     };
     hinted.decorate(resp.headers_mut());

@@ -8,6 +8,9 @@
 //! signed). It answers 200 `{"url": U, "removed": N}` once every live
 //! worker confirmed, N being the entries removed in all; 502 names the
 //! workers that did not confirm (the gossip record still reaches them).
+//! Either way this gateway's own cache of hot images has dropped the URL
+//! before the answer; other gateways refuse their copies on hearing the
+//! record (see [`super::hot_cache`]).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -67,7 +70,9 @@ pub(super) async fn purge(
     let result = async {
         authorize(&gw, &headers)?;
         let (url, _) = parse_purge_query(query.as_deref())?;
-        let removed = purge_everywhere(&gw, &url, &request_id).await?;
+        let removed = purge_everywhere(&gw, &url, &request_id).await;
+        gw.hot.purge(url.as_str()).await;
+        let removed = removed?;
         Ok::<_, ApiError>(Json(
             serde_json::json!({ "url": url.as_str(), "removed": removed }),
         ))

@@ -9,6 +9,9 @@ pub use crate::cluster::auth::AUTH_HEADER as CLUSTER_AUTH;
 /// Whether the answer came from the cache (`HIT`), was just made (`MISS`)
 /// or is an expired copy served while it is revalidated (`STALE`).
 pub const X_CACHE: &str = "x-cache";
+/// `gateway` on an answer served from the gateway's own cache
+/// (`GATEWAY_CACHE_BYTES`); absent otherwise.
+pub const X_CACHE_TIER: &str = "x-cache-tier";
 /// The name of the worker that answered.
 pub const X_SERVED_BY: &str = "x-served-by";
 /// Ties the gateway's log line to the worker's for one request.
@@ -35,4 +38,4 @@ pub const RELAYED: [&str; 9] = [
 ];
 
 /// Headers of ours that a `304 Not Modified` keeps from the full answer.
-pub const KEPT_ON_NOT_MODIFIED: [&str; 2] = [X_CACHE, X_SERVED_BY];
+pub const KEPT_ON_NOT_MODIFIED: [&str; 3] = [X_CACHE, X_SERVED_BY, X_CACHE_TIER];

@@ -84,6 +84,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
                     } else {
                         gateway::ClientHints::Off
                     },
+                    cfg.gateway_cache_bytes,
                 )
                 .context("cannot build the HTTP client")?,
             )

@@ -85,6 +85,7 @@ async fn metrics_text(State(node): State<Node>) -> Response {
         gateway_metrics
             .ejected_workers
             .set(gateway.ejected_worker_count() as i64);
+        gateway.hot_cache().update_gauges().await;
     }
     let mut resp = node.metrics.encode().into_response();
     resp.headers_mut().insert(
