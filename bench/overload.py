@@ -22,6 +22,7 @@ Env:   IMG_PROXY_BIN   release binary (default target/release/img-proxy)
                        Debian's plasma-workspace-wallpapers, extracted with
                        `apt-get download plasma-workspace-wallpapers` and
                        `dpkg -x`, has 2560x1600 and 5120x2880 ones)
+       NODE_ENV: extra NAME=VALUE,... for the node (e.g. MAX_QUEUE=8)
        CAPACITY_SECONDS (20), OVERLOAD_SECONDS (30), ORIGIN_HOSTS (8):
        the origin listens on 127.0.0.1..N, one origin host each, so the
        per-host fetch limit (MAX_FETCHES_PER_HOST) is not the only one hit.
@@ -122,7 +123,8 @@ def main():
     if not photos:
         sys.exit(f"no JPEG photos in {PHOTOS}")
     origin, oport = benchlib.start_origin(PHOTOS, HOSTS)
-    node = benchlib.Node("overload")
+    extra = dict(kv.split("=", 1) for kv in os.environ.get("NODE_ENV", "").split(",") if kv)
+    node = benchlib.Node("overload", env=extra)
     try:
         run(node, origin, oport, photos)
     finally:
@@ -133,7 +135,8 @@ def main():
 def run(node, origin, oport, photos):
     misses = Misses(oport, photos)
     print(f"machine: {os.cpu_count()} cores, load average {benchlib.loadavg()}; "
-          f"{len(photos)} photos from {PHOTOS}; binary {benchlib.binary()}")
+          f"{len(photos)} photos from {PHOTOS}; binary {benchlib.binary()}; "
+          f"node env {os.environ.get('NODE_ENV', '')}")
     rate, secs = asyncio.run(capacity(node, misses))
     print(f"capacity: {rate:.2f} misses/s sustained by 4 clients "
           f"(w=800 WebP; miss latency {benchlib.summary([s * 1000 for s in secs])})")
