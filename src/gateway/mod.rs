@@ -16,10 +16,10 @@ mod client_hints;
 pub mod dashboard;
 mod forward;
 mod hedge_delay;
+mod hot_cache;
 mod internal;
 mod outliers;
 mod probes;
-mod hot_cache;
 mod purge;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -147,5 +147,8 @@ fn blur_or_sharpen_alone_is_not_served_as_is() {
     assert!(super::serve_as_is(&opts(&[])));
     assert!(super::serve_as_is(&opts(&[("format", "avif")])));
     assert!(!super::serve_as_is(&opts(&[("blur", "5")])));
-    assert!(!super::serve_as_is(&opts(&[("sharpen", "1"), ("format", "avif")])));
+    assert!(!super::serve_as_is(&opts(&[
+        ("sharpen", "1"),
+        ("format", "avif")
+    ])));
 }
