@@ -339,6 +339,18 @@ pub enum ConfigError {
 const MAX_HANDOFF_TIMEOUT: Duration = Duration::from_secs(7);
 
 impl NodeArgs {
+    /// Durations that must stay under a bound another part relies on: the
+    /// failure detector's interval, the hand-off within the shutdown deadline.
+    fn check_upper_bounds(&self) -> Result<(), ConfigError> {
+        if self.gossip_interval > Duration::from_secs(1) {
+            return Err(ConfigError::GossipTooSlow);
+        }
+        if self.handoff_timeout > MAX_HANDOFF_TIMEOUT {
+            return Err(ConfigError::HandoffTooLong);
+        }
+        Ok(())
+    }
+
     /// Validates the arguments for `role` and fills machine-dependent defaults.
     pub fn into_config(self, role: Role) -> Result<Config, ConfigError> {
         self.check_not_zero()?;
@@ -364,12 +376,7 @@ impl NodeArgs {
             presets: Presets::parse(&self.presets, self.only_presets).map_err(ConfigError::Edge)?,
             max_in_flight: self.max_in_flight,
         };
-        if self.gossip_interval > Duration::from_secs(1) {
-            return Err(ConfigError::GossipTooSlow);
-        }
-        if self.handoff_timeout > MAX_HANDOFF_TIMEOUT {
-            return Err(ConfigError::HandoffTooLong);
-        }
+        self.check_upper_bounds()?;
         let advertise_ip = match self.advertise_addr {
             Some(ip) if ip.is_unspecified() => return Err(ConfigError::UnspecifiedAdvertise(ip)),
             Some(ip) => ip,

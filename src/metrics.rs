@@ -163,7 +163,9 @@ impl DiskMetrics {
 }
 
 impl GatewayMetrics {
-    /// Creates the gateway's metrics, registered in `registry`.
+    /// Creates the gateway's metrics, registered in `registry`. Longer
+    /// than our 80-line guide on purpose: one flat list, each metric built
+    /// beside its field, reads better than the same list cut in pieces.
     fn register(r: &mut Registry) -> GatewayMetrics {
         GatewayMetrics {
             requests: add(
@@ -262,7 +264,8 @@ fn revalidation_results() -> Family<RevalidationLabel, Counter> {
 }
 
 impl WorkerMetrics {
-    /// Creates the worker's metrics, registered in `registry`.
+    /// Creates the worker's metrics, registered in `registry` (a flat
+    /// list, longer than 80 lines on purpose, as for the gateway's).
     fn register(r: &mut Registry) -> WorkerMetrics {
         WorkerMetrics {
             cache_hits: add(

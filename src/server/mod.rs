@@ -28,7 +28,7 @@ use crate::cluster::Role;
 use crate::config::Config;
 use crate::edge::{self, connections::Connections, metrics::EdgeMetrics};
 use crate::gateway::{self, Backends, Gateway};
-use crate::metrics::Metrics;
+use crate::metrics::{GatewayMetrics, Metrics};
 use crate::pipeline::Limits;
 use crate::worker::disk::DiskTier;
 use crate::worker::fetch::{install_crypto_provider, FetchConfig};
@@ -72,22 +72,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let gateway = match metrics.gateway.clone().filter(|_| has_gateway) {
         Some(gateway_metrics) => {
             let backends = backends(&cfg, &worker, &membership, &keys)?;
-            Some(
-                Gateway::new(
-                    backends,
-                    gateway_metrics,
-                    cfg.fetch_timeout,
-                    cfg.admin_token.clone(),
-                    Arc::clone(&purges),
-                    if cfg.client_hints {
-                        gateway::ClientHints::On
-                    } else {
-                        gateway::ClientHints::Off
-                    },
-                    cfg.gateway_cache_bytes,
-                )
-                .context("cannot build the HTTP client")?,
-            )
+            Some(build_gateway(&cfg, backends, gateway_metrics, &purges)?)
         }
         None => None,
     };
@@ -129,6 +114,29 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         "img-proxy node started"
     );
     serve(&cfg, listener, app, connections, membership, stopping).await
+}
+
+/// The gateway half of a node, over `backends`.
+fn build_gateway(
+    cfg: &Config,
+    backends: Backends,
+    metrics: GatewayMetrics,
+    purges: &Arc<PurgeList>,
+) -> anyhow::Result<Arc<Gateway>> {
+    let client_hints = match cfg.client_hints {
+        true => gateway::ClientHints::On,
+        false => gateway::ClientHints::Off,
+    };
+    Gateway::new(
+        backends,
+        metrics,
+        cfg.fetch_timeout,
+        cfg.admin_token.clone(),
+        Arc::clone(purges),
+        client_hints,
+        cfg.gateway_cache_bytes,
+    )
+    .context("cannot build the HTTP client")
 }
 
 /// A worker's hand-off on its way out (`HANDOFF_TIMEOUT`).

@@ -455,6 +455,8 @@ mod tests {
         (status, [(header::LOCATION, to.to_owned())]).into_response()
     }
 
+    /// The test origin's routes: one flat list of scenarios, longer than
+    /// 80 lines on purpose.
     fn routes() -> Router {
         Router::new()
             .route(
