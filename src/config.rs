@@ -354,6 +354,7 @@ impl NodeArgs {
     /// Validates the arguments for `role` and fills machine-dependent defaults.
     pub fn into_config(self, role: Role) -> Result<Config, ConfigError> {
         self.check_not_zero()?;
+        self.check_upper_bounds()?;
         let cluster_secret = self.cluster_secret.filter(|s| !s.is_empty());
         match (&cluster_secret, role) {
             (None, Role::Gateway | Role::Worker) => return Err(ConfigError::MissingSecret(role)),
@@ -376,7 +377,6 @@ impl NodeArgs {
             presets: Presets::parse(&self.presets, self.only_presets).map_err(ConfigError::Edge)?,
             max_in_flight: self.max_in_flight,
         };
-        self.check_upper_bounds()?;
         let advertise_ip = match self.advertise_addr {
             Some(ip) if ip.is_unspecified() => return Err(ConfigError::UnspecifiedAdvertise(ip)),
             Some(ip) => ip,

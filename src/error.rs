@@ -51,8 +51,8 @@ pub enum ApiError {
     /// `DELETE /image` without `Authorization: Bearer <ADMIN_TOKEN>`.
     #[error("purge needs `Authorization: Bearer <ADMIN_TOKEN>`")]
     AdminToken,
-    /// Some live workers did not confirm a purge (named).
-    #[error("purge recorded, but these workers did not confirm it yet: {0}")]
+    /// Some live workers (or other gateways) did not confirm a purge (named).
+    #[error("purge recorded, but these nodes did not confirm it yet: {0}")]
     PurgeIncomplete(String),
     /// Refused at the edge: signature, allowed sources, presets, limits.
     #[error(transparent)]

@@ -19,6 +19,9 @@ use super::purges::{PurgeList, KEY_PREFIX};
 /// How often expired records are dropped.
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 
+/// How long a purge waits for the other gateways to republish its record.
+pub const HEARD_WAIT: Duration = Duration::from_secs(3);
+
 /// Runs until the membership's gossip stops.
 pub async fn run(membership: Arc<Membership>, purges: Arc<PurgeList>) {
     let mut states = membership.states().await;
@@ -65,4 +68,52 @@ fn adopt(
         }
     }
     news
+}
+
+/// Waits until every node of `names` publishes the purge record `key` at
+/// `at_ms` or later in its gossip state, at most [`HEARD_WAIT`]; returns
+/// the nodes that did not. A node publishes a record only after adopting
+/// it (see [`adopt`]), so from then on it refuses what the purge covers:
+/// this is how a purging gateway knows that no other gateway still serves
+/// the old bytes from its own cache.
+pub async fn wait_heard(
+    membership: &Membership,
+    names: Vec<String>,
+    key: &str,
+    at_ms: u64,
+) -> Vec<String> {
+    let mut states = membership.states().await;
+    let deadline = tokio::time::Instant::now() + HEARD_WAIT;
+    loop {
+        let missing: Vec<String> = {
+            let states = states.borrow_and_update();
+            names
+                .iter()
+                .filter(|name| !published(&states, name, key, at_ms))
+                .cloned()
+                .collect()
+        };
+        if missing.is_empty() {
+            return missing;
+        }
+        match tokio::time::timeout_at(deadline, states.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return missing,
+        }
+    }
+}
+
+/// Whether node `name` publishes purge record `key` at `at_ms` or later.
+fn published(
+    states: &std::collections::BTreeMap<chitchat::ChitchatId, chitchat::NodeState>,
+    name: &str,
+    key: &str,
+    at_ms: u64,
+) -> bool {
+    states.iter().any(|(id, state)| {
+        &*id.node_id == name
+            && state.iter_prefix(key).any(|(k, v)| {
+                k == key && v.value.parse::<u64>().is_ok_and(|ms| ms >= at_ms)
+            })
+    })
 }

@@ -6,11 +6,12 @@
 //! down now refuses its old copies when it comes back, then asks every live
 //! worker to drop its copies at once (`DELETE /v1/cache?url=U&at=T`,
 //! signed). It answers 200 `{"url": U, "removed": N}` once every live
-//! worker confirmed, N being the entries removed in all; 502 names the
-//! workers that did not confirm (the gossip record still reaches them).
-//! Either way this gateway's own cache of hot images has dropped the URL
-//! before the answer; other gateways refuse their copies on hearing the
-//! record (see [`super::hot_cache`]).
+//! worker confirmed, N being the entries removed in all, and every other
+//! live gateway republished the record in its gossip state (it then refuses
+//! its cached copies, see [`super::hot_cache`]); 502 names the workers and
+//! gateways that did not confirm within their deadlines (the gossip record
+//! still reaches them). Either way this gateway's own cache of hot images
+//! has dropped the URL before the answer.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -27,8 +28,10 @@ use url::Url;
 use super::internal::{send, LOOKUP_TIMEOUT};
 use super::{Backends, Gateway};
 use crate::cluster::keys::ClusterKeys;
-use crate::cluster::membership::Member;
+use crate::cluster::membership::{Member, Membership};
+use crate::cluster::purge_sync;
 use crate::cluster::purges::unix_millis;
+use crate::cluster::Role;
 use crate::error::ApiError;
 use crate::protocol::purge::parse_purge_query;
 use crate::protocol::{RequestId, FILL_PATH};
@@ -100,9 +103,11 @@ async fn purge_everywhere(
             let asks = workers
                 .iter()
                 .map(|w| purge_on(gw, keys, w, url, unix_millis(at), request_id));
-            let answers = futures::future::join_all(asks).await;
+            let gateways = other_gateways(membership);
+            let heard = purge_sync::wait_heard(membership, gateways, &key, unix_millis(at));
+            let (answers, unheard) = tokio::join!(futures::future::join_all(asks), heard);
             let mut removed = 0;
-            let mut missing = Vec::new();
+            let mut missing = unheard;
             for (worker, answer) in workers.iter().zip(answers) {
                 match answer {
                     Some(n) => removed += n,
@@ -116,6 +121,17 @@ async fn purge_everywhere(
             }
         }
     }
+}
+
+/// The other live gateways: each must have heard the purge (and so stopped
+/// serving its cached copies) before the purge answers.
+fn other_gateways(membership: &Membership) -> Vec<String> {
+    membership
+        .live_members()
+        .into_iter()
+        .filter(|m| m.role == Role::Gateway && m.name != membership.self_name())
+        .map(|m| m.name)
+        .collect()
 }
 
 /// `DELETE /v1/cache` on one worker: the entries it removed, or `None` if
