@@ -472,7 +472,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("img_proxy_gossip_rejected_datagrams_total 0"));
-        assert!(!text.contains("cache_hits"));
+        assert!(!text.contains("img_proxy_cache_hits"));
         assert!(text.contains("# TYPE img_proxy_gateway_requests_total counter"));
         assert!(text.contains("# HELP img_proxy_gateway_requests_total User requests"));
         assert!(!text.contains("# EOF") && !text.contains("# UNIT"));

@@ -113,7 +113,7 @@ fn slowest(results: &[Sample]) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_frozen_worker_stalls_no_request_under_load() {
     let origin = Origin::start().await;
-    let cluster = Cluster::start(1, 3, &[]).await;
+    let cluster = Cluster::start(1, 3, &no_gateway_cache()).await;
     let gw = &cluster.gateways[0];
     let urls = Arc::new(warm(gw, &origin, 30).await);
     // The same load before the freeze: on a machine busy with other work
@@ -165,7 +165,7 @@ async fn a_frozen_worker_stalls_no_request_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_ejected_worker_is_used_again_after_its_backoff() {
     let origin = Origin::start().await;
-    let cluster = Cluster::start(1, 3, &[]).await;
+    let cluster = Cluster::start(1, 3, &no_gateway_cache()).await;
     let gw = &cluster.gateways[0];
     let urls = warm(gw, &origin, 30).await;
     let (url, victim) = urls
@@ -206,4 +206,10 @@ async fn an_ejected_worker_is_used_again_after_its_backoff() {
     );
     assert!(gw.members("worker").await.contains(&victim));
     assert_eq!(gw.metric("img_proxy_gateway_ejected_workers").await, 0.0);
+}
+
+/// These tests are about forwarding to workers: the gateway's own cache of
+/// hot images would answer repeated URLs without asking any worker.
+fn no_gateway_cache() -> [(&'static str, String); 1] {
+    [("GATEWAY_CACHE_BYTES", "0".into())]
 }

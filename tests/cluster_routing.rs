@@ -116,7 +116,8 @@ async fn the_request_id_is_echoed_and_logged_by_gateway_and_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_count_gateway_answers_and_worker_hits_and_misses() {
     let origin = Origin::start().await;
-    let cluster = Cluster::start(1, 2, &[]).await;
+    // Every request reaches a worker: no gateway cache in front.
+    let cluster = Cluster::start(1, 2, &[("GATEWAY_CACHE_BYTES", "0".into())]).await;
     let g = &cluster.gateways[0];
     for i in 0..4 {
         let source = origin.url(&format!("/img/m{i}.png"));

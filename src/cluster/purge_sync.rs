@@ -112,8 +112,8 @@ fn published(
 ) -> bool {
     states.iter().any(|(id, state)| {
         &*id.node_id == name
-            && state.iter_prefix(key).any(|(k, v)| {
-                k == key && v.value.parse::<u64>().is_ok_and(|ms| ms >= at_ms)
-            })
+            && state
+                .iter_prefix(key)
+                .any(|(k, v)| k == key && v.value.parse::<u64>().is_ok_and(|ms| ms >= at_ms))
     })
 }
