@@ -267,9 +267,9 @@ async fn handle(
             let forwarded = async {
                 let workers = membership.live_workers();
                 gw.metrics.live_workers.set(workers.len() as i64);
-                forward::forward(gw, keys, &workers, &url, Product::Image(&opts), request_id).await
+                forward::forward(gw, keys, &workers, &url, Product::Image(opts), request_id).await
             };
-            gw.hot.through(&url, &opts, forwarded).await?
+            gw.hot.through(&url, opts, forwarded).await?
         }
     };
     hinted.decorate(resp.headers_mut());
