@@ -6,7 +6,7 @@
 //! and validated at start-up: a node that would misbehave later because of a
 //! typo in `CACHE_TTL` refuses to start instead, naming the variable.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -380,7 +380,12 @@ impl NodeArgs {
         let advertise_ip = match self.advertise_addr {
             Some(ip) if ip.is_unspecified() => return Err(ConfigError::UnspecifiedAdvertise(ip)),
             Some(ip) => ip,
-            None => default_advertise_ip(self.http_addr.ip(), role)?,
+            None if self.http_addr.ip().is_unspecified() => match route_to_seeds(&self.known_hosts)
+            {
+                Some(ip) => ip,
+                None => default_advertise_ip(self.http_addr.ip(), role)?,
+            },
+            None => self.http_addr.ip(),
         };
         let name = match self.name.filter(|n| !n.trim().is_empty()) {
             Some(n) => n.trim().to_string(),
@@ -485,6 +490,41 @@ fn max_connections(explicit: Option<usize>) -> Result<usize, ConfigError> {
 /// The bind IP when it names one interface; otherwise the first
 /// non-loopback interface address, which is what peers on the same network
 /// can reach. A standalone node never gossips, so any answer will do there.
+/// The local address on the way to the first seed (`KNOWN_HOSTS`, in
+/// order) that resolves to an address other than our own: on a node with
+/// several networks (a compose gateway is on the load balancer's and the
+/// workers'), the one the cluster is on. Asking the kernel for the route
+/// (a UDP socket connected to the seed; nothing is sent) avoids guessing
+/// from interface order, which Docker does not keep stable.
+fn route_to_seeds(known_hosts: &[String]) -> Option<IpAddr> {
+    let own: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .map(|ifs| ifs.into_iter().map(|i| i.ip()).collect())
+        .unwrap_or_default();
+    known_hosts
+        .iter()
+        .map(|h| h.trim())
+        .filter(|h| !h.is_empty())
+        .flat_map(|h| {
+            let with_port = match h.rsplit_once(':') {
+                Some((_, port)) if port.parse::<u16>().is_ok() => h.to_string(),
+                _ => format!("{h}:1"),
+            };
+            std::net::ToSocketAddrs::to_socket_addrs(&with_port)
+                .map(|addrs| addrs.collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .filter(|seed| !own.contains(&seed.ip()))
+        .find_map(|seed| {
+            let any: IpAddr = match seed {
+                SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+                SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+            };
+            let socket = std::net::UdpSocket::bind((any, 0)).ok()?;
+            socket.connect(seed).ok()?;
+            Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_unspecified())
+        })
+}
+
 fn default_advertise_ip(bind: IpAddr, role: Role) -> Result<IpAddr, ConfigError> {
     if !bind.is_unspecified() {
         return Ok(bind);
@@ -706,5 +746,24 @@ mod tests {
         let cli = parse(&["--name", "n", "--http-addr", "127.0.0.5:9000"]).unwrap();
         let cfg = cli.node.into_config(Role::Standalone).unwrap();
         assert_eq!(cfg.advertise_ip, IpAddr::from([127, 0, 0, 5]));
+    }
+
+    #[test]
+    fn the_advertised_address_is_the_one_on_the_way_to_a_seed() {
+        let seeds = |hosts: &[&str]| hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>();
+        // 127.0.0.2 is not one of our interface addresses: the kernel's
+        // route to it leaves from 127.0.0.1.
+        assert_eq!(
+            route_to_seeds(&seeds(&["127.0.0.2:7946"])),
+            Some(IpAddr::from([127, 0, 0, 1]))
+        );
+        assert_eq!(
+            route_to_seeds(&seeds(&["", "127.0.0.2"])),
+            Some(IpAddr::from([127, 0, 0, 1]))
+        );
+        // Our own address is skipped (a gateway resolving its own service
+        // name), and nothing routable gives no answer.
+        assert_eq!(route_to_seeds(&seeds(&["127.0.0.1:7946"])), None);
+        assert_eq!(route_to_seeds(&seeds(&[])), None);
     }
 }
