@@ -107,13 +107,7 @@ impl Gravity {
 /// A fraction from 0 to 1, at most 8 characters of digits and one dot,
 /// rounded to ten-thousandths.
 fn fraction(v: &str) -> Option<u16> {
-    let dots = v.bytes().filter(|&b| b == b'.').count();
-    let plain = !v.is_empty()
-        && v.len() <= 8
-        && dots <= 1
-        && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && v.bytes().any(|b| b.is_ascii_digit());
-    let f: f64 = plain.then(|| v.parse().ok()).flatten()?;
+    let f = super::decimal::decimal(v)?;
     (0.0..=1.0)
         .contains(&f)
         .then(|| (f * f64::from(ONE)).round() as u16)

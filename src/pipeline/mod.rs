@@ -47,6 +47,7 @@ mod bytes;
 mod canvas;
 mod color;
 mod crop;
+mod decimal;
 mod decode;
 mod encode;
 mod error;

@@ -7,6 +7,7 @@
 //! `w=200` become the same value — so it can key the cache and travel
 //! between gateway and worker without either side reinterpreting it.
 
+use super::decimal::decimal;
 use serde::{Deserialize, Serialize};
 
 use super::gravity::{Gravity, GRAVITY_EXPECTED};
@@ -240,18 +241,6 @@ fn parse_quality(v: &str) -> Result<u8, OptionError> {
         Ok(n) if (1..=100).contains(&n) => Ok(n),
         _ => Err(err),
     }
-}
-
-/// A plain decimal number: digits with at most one dot, at most 8
-/// characters; refuses `inf`, `nan`, `1e0` and signs.
-fn decimal(v: &str) -> Option<f64> {
-    let dots = v.bytes().filter(|&b| b == b'.').count();
-    let plain = !v.is_empty()
-        && v.len() <= 8
-        && dots <= 1
-        && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && v.bytes().any(|b| b.is_ascii_digit());
-    plain.then(|| v.parse().ok()).flatten()
 }
 
 fn parse_dpr(v: &str) -> Result<f64, OptionError> {
