@@ -316,22 +316,41 @@ async fn flaky(State(s): State<OriginState>, Path(name): Path<String>) -> Respon
     }
 }
 
-/// A TCP port that was free a moment ago.
-pub fn free_tcp_port() -> u16 {
-    StdTcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Ports handed to test nodes come from below the kernel's ephemeral range
+/// (Linux: 32768-60999), one after another within a test process, starting
+/// at a place derived from its pid. A port the kernel picked for `bind(0)`
+/// and that was released again can be taken by any outgoing connection or by
+/// a concurrent test before the node binds it: the node then fails to start,
+/// or (worse) its `/health` is answered by another node on that port. Below
+/// the ephemeral range nothing takes a port unasked, and the counter never
+/// hands the same one out twice in a process.
+const TEST_PORTS: std::ops::Range<u32> = 20_000..32_000;
+
+static NEXT_PORT: AtomicUsize = AtomicUsize::new(0);
+
+/// The next port of [`TEST_PORTS`] that `bind` accepts now.
+fn next_test_port(bindable: impl Fn(u16) -> bool) -> u16 {
+    let span = (TEST_PORTS.end - TEST_PORTS.start) as usize;
+    let start = (std::process::id() as usize).wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        let port = TEST_PORTS.start as usize + (start + n) % span;
+        let port = u16::try_from(port).expect("test ports fit in u16");
+        if bindable(port) {
+            return port;
+        }
+    }
+    panic!("no free test port in {TEST_PORTS:?}");
 }
 
-/// A UDP port that was free a moment ago.
+/// A TCP port for a test node (see [`TEST_PORTS`]).
+pub fn free_tcp_port() -> u16 {
+    next_test_port(|port| StdTcpListener::bind(("127.0.0.1", port)).is_ok())
+}
+
+/// A UDP port for a test node's gossip (see [`TEST_PORTS`]).
 pub fn free_udp_port() -> u16 {
-    StdUdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    next_test_port(|port| StdUdpSocket::bind(("127.0.0.1", port)).is_ok())
 }
 
 pub fn binary() -> PathBuf {
@@ -444,6 +463,13 @@ impl Node {
         while Instant::now() < deadline {
             if let Ok(r) = c.get(self.url("/health")).send().await {
                 if r.status().is_success() {
+                    // Make sure it is this node that answered on its port.
+                    let health: serde_json::Value = r.json().await.unwrap_or_default();
+                    assert_eq!(
+                        health["name"], self.name,
+                        "another node answers on {}'s port {}",
+                        self.name, self.http
+                    );
                     return;
                 }
             }
@@ -573,14 +599,51 @@ impl Cluster {
         for n in gw.iter().chain(wk.iter()) {
             n.wait_up().await;
         }
-        for g in &gw {
-            g.wait_members("worker", &names, Duration::from_secs(20))
-                .await;
-        }
-        Cluster {
+        let cluster = Cluster {
             gateways: gw,
             workers: wk,
+        };
+        cluster
+            .wait_converged(&names, Duration::from_secs(20))
+            .await;
+        cluster
+    }
+
+    /// Waits until every gateway sees exactly `workers`; on timeout, panics
+    /// with what every node sees and the end of every node's log (a
+    /// membership failure is only explained by the node that is missing).
+    pub async fn wait_converged(&self, workers: &[&str], within: Duration) {
+        let mut want: Vec<String> = workers.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        let deadline = Instant::now() + within;
+        loop {
+            let mut all_see = true;
+            for g in &self.gateways {
+                all_see &= g.members("worker").await == want;
+            }
+            if all_see {
+                return;
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let mut report = String::new();
+        for n in self.gateways.iter().chain(self.workers.iter()) {
+            let sees = n.members("worker").await;
+            let logs = n.logs();
+            let lines: Vec<&str> = logs
+                .lines()
+                .filter(|l| !l.contains("path=/health"))
+                .collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            report.push_str(&format!(
+                "=== {} sees workers {sees:?}; last log lines:\n{tail}\n",
+                n.name
+            ));
+        }
+        panic!("gateways do not all see workers {want:?} after {within:?}:\n{report}");
     }
 
     pub fn worker(&self, name: &str) -> &Node {
