@@ -158,11 +158,11 @@ def rows(systems):
     out = []
     for s in systems:
         cpu = fmt_range(*ratios(s, ref, "cpu"))
-        us = f"{benchlib.median([r['cpu'] for r in s.runs]) * 1e6:.0f}"
+        us = f"{benchlib.median([r['cpu'] for r in s.runs]) * 1e6:.0f} us"
         if s.part:
             part = [a["part"] / b["cpu"] for a, b in zip(s.runs, ref.runs)]
             cpu += f"; {s.part_name} {benchlib.median(part):.2f}"
-            us += f" ({s.part_name} {benchlib.median([r['part'] for r in s.runs]) * 1e6:.0f})"
+            us += f" ({s.part_name} {benchlib.median([r['part'] for r in s.runs]) * 1e6:.0f} us)"
         rss = s.rss()
         errors = sum(r["errors"] for r in s.runs)
         out.append({
