@@ -212,6 +212,7 @@ def rows(systems):
             "latency": f"median {benchlib.median(lat):.0f} ms",
             "cpu_us": f"{benchlib.median([r['cpu'] for r in s.runs]) * 1e3:.1f} ms",
             "cpu_ratio": f"{benchlib.median(cpu):.2f}",
+            "failures": "0",  # a round with a failure stops the run
             "rss": s.rss(),
         })
     return out

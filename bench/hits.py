@@ -173,8 +173,8 @@ def rows(systems):
             "latency": f"p99 {benchlib.median([r['p99'] for r in s.runs]):.1f} ms",
             "cpu_us": us,
             "cpu_ratio": cpu,
-            "rss": " + ".join(f"{n} {v:.0f}".strip() for n, v in rss) + " MiB"
-            + (f"; {errors} errors" if errors else ""),
+            "failures": str(errors),
+            "rss": " + ".join(f"{n} {v:.0f}".strip() for n, v in rss) + " MiB",
         })
     return out
 

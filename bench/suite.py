@@ -38,8 +38,8 @@ import benchlib  # noqa: E402
 PARTS = ("hits", "cold", "frozen")
 COLUMNS = [("part", "part"), ("system", "system"), ("rate", "rate"),
            ("ratio", "rate vs part's reference"), ("latency", "latency"),
-           ("cpu_us", "CPU per request"), ("cpu_ratio", "CPU/request vs reference"),
-           ("rss", "peak RSS (VmHWM)")]
+           ("failures", "failures"), ("cpu_us", "CPU per request"),
+           ("cpu_ratio", "CPU/request vs reference"), ("rss", "peak RSS (VmHWM)")]
 
 
 def print_table(rows, out=sys.stdout):
