@@ -1,31 +1,35 @@
 #!/usr/bin/env python3
 """Part 4 of the suite (bench/suite.py): a frozen worker under load.
 
-1 gateway + 3 workers on loopback; FROZEN_CLIENTS client threads (each
-with a kept-alive connection) ask the gateway for FROZEN_KEYS source URLs
-(a ~44 KB JPEG under distinct paths on an nginx origin): half the requests
-for a cached variant (w=200, cached before the run), half for a new
-variant (w=201, 202, ... of the same source, every one a miss: fetch,
-resize, encode). After FREEZE_AT seconds one worker is frozen (SIGSTOP)
-for FREEZE_FOR seconds, then resumed (SIGCONT); the run lasts
+1 gateway + 3 workers on loopback, FROZEN_KEYS source URLs (a ~44 KB
+JPEG under distinct paths on an nginx origin). Keys are told apart by
+their owner (the `X-Served-By` of their cached variant before the run,
+i.e. the rendezvous owner with all three workers up): the frozen worker's
+keys, whose requests must go elsewhere, and the other workers' keys,
+which should not notice the freeze at all. FROZEN_CLIENTS client threads,
+each with a kept-alive connection, ask the gateway: a third of them (at
+least one) for the frozen worker's keys, the others for the other
+workers' keys, so that a request stuck on the frozen worker never holds
+up a client of the other keys (the clients are closed-loop). Half the
+requests are for a cached variant (w=200, cached before the run), half
+for a new variant (w=201, 202, ... of the same source, every one a miss:
+fetch, resize, encode). After FREEZE_AT seconds the worker is frozen
+(SIGSTOP) for FREEZE_FOR seconds, then resumed (SIGCONT); the run lasts
 FROZEN_SECONDS. A request fails if it is not a 200 within 30 s (or its
 connection fails).
 
-Keys are told apart by their owner (the `X-Served-By` of their cached
-variant before the run, i.e. the rendezvous owner with all three workers
-up): the frozen worker's keys, whose requests must go elsewhere, and the
-other workers' keys, which should not notice the freeze at all. Printed:
-for each class, max latency (whole run, and before the freeze as the
-baseline), p99 during the freeze, failures, and the rate during the
-freeze against the rate before it; and a per-second timeline (requests,
-max latency, failures, by the second a request was sent).
+Printed, for each class of keys, cached and uncached apart: the rate
+during the freeze against the rate before it, the slowest request (whole
+run, and before the freeze as the baseline), p99 during the freeze and
+failures; and a per-second timeline by class (requests, max latency,
+failures, by the second a request was sent).
 
 The gateway cache is off by default (FROZEN_GATEWAY_CACHE=0): with it,
 cached keys would be answered by the gateway without asking any worker,
 which would hide what a freeze does to the forwarding path.
 
 Usage: bench/frozen.py      (or `bench/suite.py frozen`)
-Env:   FROZEN_CLIENTS (6), FROZEN_KEYS (60), FROZEN_SECONDS (20),
+Env:   FROZEN_CLIENTS (6; a third on the frozen worker's keys), FROZEN_KEYS (60), FROZEN_SECONDS (20),
        FREEZE_AT (5), FREEZE_FOR (6), FROZEN_GATEWAY_CACHE (0; e.g. 64MiB),
        IMG_PROXY_BIN
 """
@@ -72,7 +76,7 @@ def owners(gateway, origin_port):
 
 class Load:
     """The client threads and what they saw: one record per request,
-    (sent at, latency ms, ok, owner)."""
+    (sent at, latency ms, ok, owner, cached)."""
 
     def __init__(self, port, origin_port, owner):
         self.port, self.origin_port, self.owner = port, origin_port, owner
@@ -80,20 +84,20 @@ class Load:
         self.next_width = [201] * KEYS
         self.t0 = time.perf_counter()
 
-    def path(self, rnd):
-        j = rnd.randrange(KEYS)
+    def path(self, rnd, keys):
+        j = rnd.choice(keys)
         if rnd.random() < 0.5:
-            return j, image(self.origin_port, j, 200)
+            return j, True, image(self.origin_port, j, 200)
         with self.lock:
             w = self.next_width[j]
             self.next_width[j] += 1
-        return j, image(self.origin_port, j, w)
+        return j, False, image(self.origin_port, j, w)
 
-    def client(self, seed):
+    def client(self, seed, keys):
         rnd = random.Random(seed)
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
         while time.perf_counter() - self.t0 < SECONDS:
-            j, path = self.path(rnd)
+            j, cached, path = self.path(rnd, keys)
             sent = time.perf_counter()
             try:
                 conn.request("GET", path)
@@ -106,13 +110,17 @@ class Load:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT)
             done = time.perf_counter()
             with self.lock:
-                self.records.append((sent - self.t0, (done - sent) * 1000, ok, self.owner[j]))
+                self.records.append((sent - self.t0, (done - sent) * 1000, ok, self.owner[j], cached))
         conn.close()
 
 
 def freeze_under_load(cluster, origin_port, owner, frozen):
     load = Load(cluster.gateway.port, origin_port, owner)
-    threads = [threading.Thread(target=load.client, args=(i,), daemon=True) for i in range(CLIENTS)]
+    theirs = [j for j in range(KEYS) if owner[j] == frozen.name]
+    others = [j for j in range(KEYS) if owner[j] != frozen.name]
+    n_theirs = max(1, CLIENTS // 3)
+    threads = [threading.Thread(target=load.client, args=(i, theirs if i < n_theirs else others),
+                                daemon=True) for i in range(CLIENTS)]
     for t in threads:
         t.start()
     pid = frozen.proc.pid
@@ -148,24 +156,27 @@ def timeline(records, frozen):
 def summary(records, frozen, rss):
     out = []
     for mine, label in ((False, "other workers' keys"), (True, "the frozen worker's keys")):
-        rs = [r for r in records if (r[3] == frozen) == mine]
-        before = [r for r in rs if 1.0 <= r[0] < FREEZE_AT]
-        during = [r for r in rs if FREEZE_AT <= r[0] < FREEZE_AT + FREEZE_FOR]
-        rate_before = len(before) / (FREEZE_AT - 1.0)
-        rate_during = len(during) / FREEZE_FOR
-        lat = sorted(r[1] for r in during)
-        p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan")
-        out.append({
-            "part": "4 frozen worker",
-            "system": f"1 gateway + 3 workers (gateway cache {GATEWAY_CACHE}), {label}",
-            "rate": f"{rate_during:.0f} req/s during the freeze ({rate_before:.0f} before)",
-            "ratio": f"{rate_during / rate_before:.2f} of the rate before" if rate_before else "",
-            "latency": f"max {max((r[1] for r in rs), default=0):.0f} ms "
-                       f"(before the freeze {max((r[1] for r in before), default=0):.0f} ms); "
-                       f"p99 during {p99:.0f} ms",
-            "failures": str(sum(1 for r in rs if not r[2])),
-            "rss": rss if not mine else "",
-        })
+        for cached in (True, False):
+            rs = [r for r in records if (r[3] == frozen) == mine and r[4] == cached]
+            before = [r for r in rs if 1.0 <= r[0] < FREEZE_AT]
+            during = [r for r in rs if FREEZE_AT <= r[0] < FREEZE_AT + FREEZE_FOR]
+            rate_before = len(before) / (FREEZE_AT - 1.0)
+            rate_during = len(during) / FREEZE_FOR
+            lat = sorted(r[1] for r in during)
+            p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan")
+            out.append({
+                "part": "4 frozen worker",
+                "system": f"1 gateway + 3 workers (gateway cache {GATEWAY_CACHE}), {label}, "
+                          + ("cached" if cached else "uncached (misses)"),
+                "rate": f"{rate_during:.0f} req/s during the freeze ({rate_before:.0f} before)",
+                "ratio": f"{rate_during / rate_before:.2f} of the rate before" if rate_before else "",
+                "latency": f"max {max((r[1] for r in rs), default=0):.0f} ms "
+                           f"(before the freeze {max((r[1] for r in before), default=0):.0f}); "
+                           f"during the freeze p99 {p99:.0f}, median {benchlib.median(lat):.0f} "
+                           f"(before {benchlib.median([r[1] for r in before]):.0f})",
+                "failures": str(sum(1 for r in rs if not r[2])),
+                "rss": "" if out else rss,
+            })
     return out
 
 

@@ -54,21 +54,25 @@ open({path!r}, "wb").write(data)
 
 
 class System:
-    """A server under test: `url` to load, `pids()` whose CPU is counted,
-    and optionally `part_pids()` counted on their own (the gateway)."""
+    """A server under test: the `url` to load and its processes as
+    (label, pid); CPU and RSS count each process with its children. For a
+    gateway + worker, the gateway is also counted alone."""
 
-    def __init__(self, name, url, pids, part=None, part_name=None):
-        self.name, self.url, self.pids = name, url, pids
-        self.part, self.part_name = part, part_name
+    def __init__(self, name, url, procs):
+        self.name, self.url, self.procs = name, url, procs
         self.runs = []
 
     def cpu(self):
-        total = sum(benchlib.tree_cpu(p) for p in self.pids())
-        part = sum(benchlib.tree_cpu(p) for p in self.part()) if self.part else 0.0
-        return total, part
+        """(CPU seconds of all processes, of the gateway alone)."""
+        each = {label: benchlib.tree_cpu(pid) for label, pid in self.procs}
+        return sum(each.values()), each.get("gateway", 0.0)
+
+    def has_gateway(self):
+        return any(label == "gateway" for label, _ in self.procs)
 
     def rss(self):
-        return [(n, benchlib.tree_hwm(p)) for n, p in self.named_pids]
+        return " + ".join(f"{label} {benchlib.tree_hwm(pid):.0f}".strip()
+                          for label, pid in self.procs) + " MiB"
 
 
 def start_systems(data):
@@ -103,20 +107,14 @@ def start_systems(data):
     bare = benchlib.Cluster(1, gateway_env={"GATEWAY_CACHE_BYTES": "0"})
     cached = benchlib.Cluster(1)
     systems = [
-        System("nginx static file (sendfile, 1 worker)", static.url("/hit.jpg"), lambda: [static.proc.pid]),
-        System("nginx proxy_cache in front of an origin", proxy.url("/hit.jpg"), lambda: [proxy.proc.pid]),
-        System("varnish (malloc)", f"http://127.0.0.1:{vport}/hit.jpg", lambda: [varnish.pid]),
-        System("img-proxy standalone", standalone.url(image), lambda: [standalone.proc.pid]),
+        System("nginx static file (sendfile, 1 worker)", static.url("/hit.jpg"), [("", static.proc.pid)]),
+        System("nginx proxy_cache in front of an origin", proxy.url("/hit.jpg"), [("", proxy.proc.pid)]),
+        System("varnish (malloc)", f"http://127.0.0.1:{vport}/hit.jpg", [("", varnish.pid)]),
+        System("img-proxy standalone", standalone.url(image), [("", standalone.proc.pid)]),
     ]
     for label, c in (("GATEWAY_CACHE_BYTES=0", bare), ("gateway cache 64MiB", cached)):
         systems.append(System(f"img-proxy 1 gateway + 1 worker, {label}", c.gateway.url(image),
-                              lambda c=c: [c.gateway.proc.pid, c.workers[0].proc.pid],
-                              part=lambda c=c: [c.gateway.proc.pid], part_name="gateway alone"))
-    named = [[("", static.proc.pid)], [("", proxy.proc.pid)], [("", varnish.pid)],
-             [("", standalone.proc.pid)]]
-    named += [[("gateway", c.gateway.proc.pid), ("worker", c.workers[0].proc.pid)] for c in (bare, cached)]
-    for s, n in zip(systems, named):
-        s.named_pids = n
+                              [("gateway", c.gateway.proc.pid), ("worker", c.workers[0].proc.pid)]))
     return systems
 
 
@@ -135,12 +133,12 @@ def warm(s, size):
 def measure(systems, rounds=ROUNDS, seconds=SECONDS):
     for r in range(rounds):
         for s in systems:
-            cpu0, part0 = s.cpu()
+            cpu0, gw0 = s.cpu()
             w = benchlib.wrk(s.url, seconds=seconds)
-            cpu1, part1 = s.cpu()
+            cpu1, gw1 = s.cpu()
             n = max(w["requests"], 1)
             s.runs.append({"rps": w["rps"], "p99": w["p99_ms"], "errors": w["errors"],
-                           "cpu": (cpu1 - cpu0) / n, "part": (part1 - part0) / n})
+                           "cpu": (cpu1 - cpu0) / n, "gateway": (gw1 - gw0) / n})
         print(f"  round {r + 1}/{rounds} done, load {benchlib.loadavg()}", file=sys.stderr)
 
 
@@ -154,27 +152,29 @@ def fmt_range(m, lo, hi):
 
 
 def rows(systems):
-    ref = systems[0]
+    """The table rows; CPU of the gateway alone is also given against nginx
+    static and against the standalone node (issue 9's goal: at most 2x)."""
+    ref, standalone = systems[0], systems[3]
     out = []
     for s in systems:
         cpu = fmt_range(*ratios(s, ref, "cpu"))
         us = f"{benchlib.median([r['cpu'] for r in s.runs]) * 1e6:.0f} us"
-        if s.part:
-            part = [a["part"] / b["cpu"] for a, b in zip(s.runs, ref.runs)]
-            cpu += f"; {s.part_name} {benchlib.median(part):.2f}"
-            us += f" ({s.part_name} {benchlib.median([r['part'] for r in s.runs]) * 1e6:.0f} us)"
-        rss = s.rss()
-        errors = sum(r["errors"] for r in s.runs)
+        if s.has_gateway():
+            alone = [a["gateway"] / b["cpu"] for a, b in zip(s.runs, ref.runs)]
+            vs_one = [a["gateway"] / b["cpu"] for a, b in zip(s.runs, standalone.runs)]
+            cpu += (f"; gateway alone {benchlib.median(alone):.2f} "
+                    f"({benchlib.median(vs_one):.2f}x standalone's)")
+            us += f" (gateway alone {benchlib.median([r['gateway'] for r in s.runs]) * 1e6:.0f} us)"
         out.append({
             "part": "1 cache hits",
             "system": s.name,
             "rate": f"{benchlib.median([r['rps'] for r in s.runs]):.0f} req/s",
             "ratio": fmt_range(*ratios(s, ref, "rps")),
             "latency": f"p99 {benchlib.median([r['p99'] for r in s.runs]):.1f} ms",
+            "failures": str(sum(r["errors"] for r in s.runs)),
             "cpu_us": us,
             "cpu_ratio": cpu,
-            "failures": str(errors),
-            "rss": " + ".join(f"{n} {v:.0f}".strip() for n, v in rss) + " MiB",
+            "rss": s.rss(),
         })
     return out
 
