@@ -19,9 +19,11 @@ FROZEN_SECONDS. A request fails if it is not a 200 within 30 s (or its
 connection fails).
 
 Printed, for each class of keys, cached and uncached apart: the rate
-during the freeze against the rate before it, the slowest request (whole
-run, and before the freeze as the baseline), p99 during the freeze and
-failures; and a per-second timeline by class (requests, max latency,
+(requests sent) during the freeze against the rate before it, the slowest
+request of the whole run and the slowest before the freeze (sent after
+the first second, answered before the freeze: the baseline), p99 and
+median of the requests in flight at some time of the freeze, and
+failures; then a per-second timeline by class (requests, max latency,
 failures, by the second a request was sent).
 
 The gateway cache is off by default (FROZEN_GATEWAY_CACHE=0): with it,
@@ -158,10 +160,12 @@ def summary(records, frozen, rss):
     for mine, label in ((False, "other workers' keys"), (True, "the frozen worker's keys")):
         for cached in (True, False):
             rs = [r for r in records if (r[3] == frozen) == mine and r[4] == cached]
-            before = [r for r in rs if 1.0 <= r[0] < FREEZE_AT]
-            during = [r for r in rs if FREEZE_AT <= r[0] < FREEZE_AT + FREEZE_FOR]
+            # Before: sent after the first second and answered before the
+            # freeze; during: in flight at some time of the freeze.
+            before = [r for r in rs if 1.0 <= r[0] and r[0] + r[1] / 1000 < FREEZE_AT]
+            during = [r for r in rs if r[0] < FREEZE_AT + FREEZE_FOR and r[0] + r[1] / 1000 >= FREEZE_AT]
             rate_before = len(before) / (FREEZE_AT - 1.0)
-            rate_during = len(during) / FREEZE_FOR
+            rate_during = sum(1 for r in rs if FREEZE_AT <= r[0] < FREEZE_AT + FREEZE_FOR) / FREEZE_FOR
             lat = sorted(r[1] for r in during)
             p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else float("nan")
             out.append({
