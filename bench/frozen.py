@@ -24,7 +24,8 @@ request of the whole run and the slowest before the freeze (sent after
 the first second, answered before the freeze: the baseline), p99 and
 median of the requests in flight at some time of the freeze, and
 failures; then a per-second timeline by class (requests, max latency,
-failures, by the second a request was sent).
+failures, by the second a request was sent) with the number of workers
+the gateway lists as live (its /health, polled every 250 ms).
 
 The gateway cache is off by default (FROZEN_GATEWAY_CACHE=0): with it,
 cached keys would be answered by the gateway without asking any worker,
@@ -115,14 +116,28 @@ class Load:
                 self.records.append((sent - self.t0, (done - sent) * 1000, ok, self.owner[j], cached))
         conn.close()
 
+    def watch_members(self, gateway):
+        """Every 250 ms, (time, workers the gateway lists as live), from
+        its /health: shows when gossip drops and readmits the frozen one."""
+        self.views = []
+        while time.perf_counter() - self.t0 < SECONDS:
+            try:
+                n = sum(1 for m in gateway.health().get("members", []) if m.get("role") == "worker")
+            except OSError:
+                n = None
+            self.views.append((time.perf_counter() - self.t0, n))
+            time.sleep(0.25)
+
 
 def freeze_under_load(cluster, origin_port, owner, frozen):
+    """Returns the requests' records and the gateway's views of its workers."""
     load = Load(cluster.gateway.port, origin_port, owner)
     theirs = [j for j in range(KEYS) if owner[j] == frozen.name]
     others = [j for j in range(KEYS) if owner[j] != frozen.name]
     n_theirs = max(1, CLIENTS // 3)
     threads = [threading.Thread(target=load.client, args=(i, theirs if i < n_theirs else others),
                                 daemon=True) for i in range(CLIENTS)]
+    threads.append(threading.Thread(target=load.watch_members, args=(cluster.gateway,), daemon=True))
     for t in threads:
         t.start()
     pid = frozen.proc.pid
@@ -134,22 +149,25 @@ def freeze_under_load(cluster, origin_port, owner, frozen):
         os.kill(pid, signal.SIGCONT)
     for t in threads:
         t.join()
-    return load.records
+    return load.records, load.views
 
 
-def timeline(records, frozen):
+def timeline(records, views, frozen):
     lines = [f"Frozen worker ({frozen}) timeline: SIGSTOP at {FREEZE_AT:g} s, SIGCONT at "
-             f"{FREEZE_AT + FREEZE_FOR:g} s; requests by the second they were sent",
+             f"{FREEZE_AT + FREEZE_FOR:g} s; requests by the second they were sent; live workers "
+             "as the gateway's /health lists them (fewest in that second)",
              "",
              "| second | other workers' keys: requests | max ms | failures "
-             f"| {frozen}'s keys: requests | max ms | failures |",
-             "|---|---|---|---|---|---|---|"]
+             f"| {frozen}'s keys: requests | max ms | failures | live workers |",
+             "|---|---|---|---|---|---|---|---|"]
     for sec in range(int(SECONDS + 0.999)):
         cells = []
         for mine in (False, True):
             rs = [r for r in records if int(r[0]) == sec and (r[3] == frozen) == mine]
             worst = max((r[1] for r in rs), default=0)
             cells += [str(len(rs)), f"{worst:.0f}", str(sum(1 for r in rs if not r[2]))]
+        seen = [n for t, n in views if int(t) == sec and n is not None]
+        cells.append(str(min(seen)) if seen else "?")
         mark = " (frozen)" if FREEZE_AT <= sec < FREEZE_AT + FREEZE_FOR else ""
         lines.append(f"| {sec}{mark} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -198,9 +216,9 @@ def run():
         frozen = cluster.workers[1]
         print(f"  keys per owner: { {w.name: owner.count(w.name) for w in cluster.workers} }; "
               f"freezing {frozen.name}", file=sys.stderr)
-        records = freeze_under_load(cluster, origin.port, owner, frozen)
+        records, views = freeze_under_load(cluster, origin.port, owner, frozen)
         rss = " + ".join(f"{n.name} {benchlib.tree_hwm(n.proc.pid):.0f}" for n in cluster.nodes()) + " MiB"
-        return summary(records, frozen.name, rss), timeline(records, frozen.name)
+        return summary(records, frozen.name, rss), timeline(records, views, frozen.name)
     finally:
         benchlib.stop_all()
 
