@@ -13,6 +13,8 @@ WORKDIR /src
 # only the img-proxy package is built.
 COPY Cargo.toml Cargo.lock ./
 COPY test-support/Cargo.toml test-support/
+# Our stand-in for a dependency's clock crate ([patch.crates-io]).
+COPY patches ./patches
 RUN mkdir src test-support/src \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs test-support/src/lib.rs \
