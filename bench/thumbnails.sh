@@ -161,11 +161,19 @@ info_bench() {
     for case in miss cached; do
         info=() thumb=() ci=0 ct=0
         for ((r = 0; r < ROUNDS; r++)); do
-            local u="$src?$case-$r-$RANDOM"
+            local u="$src?$case-$r-$RANDOM" ui ut
             if [ "$case" = cached ]; then ask "/image?url=$u&w=64" >/dev/null; fi
-            line=$(ask "/info?url=$u"); info+=("${line% *}"); ci=$((ci + ${line#* }))
-            if [ "$case" = miss ]; then u="$u-thumb"; fi
-            line=$(ask "/image?url=$u&w=300"); thumb+=("${line% *}"); ct=$((ct + ${line#* }))
+            ui="$u" ut="$u"
+            if [ "$case" = miss ]; then ut="$u-thumb"; fi
+            # Each goes first every other round (right after the warm-up or
+            # the other's miss, the node may still be busy storing).
+            if ((r % 2 == 1)); then
+                line=$(ask "/image?url=$ut&w=300"); thumb+=("${line% *}"); ct=$((ct + ${line#* }))
+            fi
+            line=$(ask "/info?url=$ui"); info+=("${line% *}"); ci=$((ci + ${line#* }))
+            if ((r % 2 == 0)); then
+                line=$(ask "/image?url=$ut&w=300"); thumb+=("${line% *}"); ct=$((ct + ${line#* }))
+            fi
         done
         local mi mt
         mi=$(printf '%s\n' "${info[@]}" | median)
