@@ -16,7 +16,10 @@
 #        "0"), which compares work per core: the batch mode of our CLI uses
 #        every core, vipsthumbnail mostly one (default: "0")
 #        BENCH_ONLY: "vips" (ours against vipsthumbnail) or "gravity" (our
-#        gravity=smart 300x300 cover crop against gravity=center); default both
+#        gravity=smart 300x300 cover crop against gravity=center); default both;
+#        or "info": GET /info against GET /image?w=300 on the 5120x2880
+#        Flow photo, through a standalone node and a local origin (not run
+#        by default)
 set -euo pipefail
 
 ROUNDS="${1:-7}"
@@ -47,7 +50,7 @@ echo "photos: ${#PHOTOS[@]} ($(du -sh "$CACHE/photos" | cut -f1))" >&2
 
 # --- tools ------------------------------------------------------------------
 ONLY="${BENCH_ONLY-}"
-if [ "$ONLY" != "gravity" ] && ! command -v vipsthumbnail >/dev/null; then
+if [ "$ONLY" != "gravity" ] && [ "$ONLY" != "info" ] && ! command -v vipsthumbnail >/dev/null; then
     echo "installing libvips-tools ..." >&2
     (apt-get install -y libvips-tools >/dev/null 2>&1) \
         || (apt-get update >/dev/null && apt-get install -y libvips-tools >/dev/null)
@@ -123,9 +126,75 @@ gravity_bench() {
         "$(echo "$ms / $mc" | bc -l)" "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
+# GET /info against a 300 px thumbnail of the same photo, through a
+# standalone node (release build) fetching from a local origin: both are
+# cache misses with a new URL each round (the origin ignores the query),
+# interleaved; then, on a URL whose original the node already holds, the
+# same two without the fetch. Prints median wall times and the node's CPU
+# time per request (utime+stime from /proc, summed over the rounds).
+info_bench() {
+    local photo="$CACHE/photos/Flow_5120x2880.jpg" oport=18391 nport=18392
+    local oip=127.0.0.2
+    python3 -m http.server "$oport" --bind "$oip" --directory "$CACHE/photos" >"$OUT/origin.log" 2>&1 &
+    local origin=$!
+    env -i PATH="$PATH" HTTP_ADDR="127.0.0.1:$nport" ALLOWED_SOURCE_NETWORKS="$oip/32" \
+        RUST_LOG=warn "${PIN[@]}" "$BIN" standalone >"$OUT/node.log" 2>&1 &
+    local node=$!
+    # shellcheck disable=SC2064
+    trap "kill $node $origin 2>/dev/null" EXIT
+    local src="http://$oip:$oport/$(basename "$photo")" base="http://127.0.0.1:$nport"
+    for _ in $(seq 100); do
+        curl -sf "$base/ready" >/dev/null && curl -sfI "$src" >/dev/null && break
+        sleep 0.1
+    done
+    cpu() { awk '{print $14 + $15}' "/proc/$node/stat"; }
+    # ask PATH_AND_QUERY -> prints "seconds cpu_ticks"; fails on a non-200
+    ask() {
+        local c0 c1 t
+        c0=$(cpu)
+        t=$(curl -s -o "$OUT/info.out" -w '%{http_code} %{time_total}' "$base$1")
+        c1=$(cpu)
+        [ "${t%% *}" = 200 ] || { echo "$1 answered ${t%% *}" >&2; tail -3 "$OUT/node.log" >&2; exit 1; }
+        echo "${t#* } $((c1 - c0))"
+    }
+    local case info=() thumb=() ci=0 ct=0 r line
+    for case in miss cached; do
+        info=() thumb=() ci=0 ct=0
+        for ((r = 0; r < ROUNDS; r++)); do
+            local u="$src?$case-$r-$RANDOM" ui ut
+            if [ "$case" = cached ]; then ask "/image?url=$u&w=64" >/dev/null; fi
+            ui="$u" ut="$u"
+            if [ "$case" = miss ]; then ut="$u-thumb"; fi
+            # Each goes first every other round (right after the warm-up or
+            # the other's miss, the node may still be busy storing).
+            if ((r % 2 == 1)); then
+                line=$(ask "/image?url=$ut&w=300"); thumb+=("${line% *}"); ct=$((ct + ${line#* }))
+            fi
+            line=$(ask "/info?url=$ui"); info+=("${line% *}"); ci=$((ci + ${line#* }))
+            if ((r % 2 == 0)); then
+                line=$(ask "/image?url=$ut&w=300"); thumb+=("${line% *}"); ct=$((ct + ${line#* }))
+            fi
+        done
+        local mi mt
+        mi=$(printf '%s\n' "${info[@]}" | median)
+        mt=$(printf '%s\n' "${thumb[@]}" | median)
+        printf '%-22s /info %.3fs  w=300 %.3fs  ratio %.2f  cpu/request %.0f ms vs %.0f ms  (load %s)\n' \
+            "info $case" "$mi" "$mt" "$(echo "$mi / $mt" | bc -l)" \
+            "$(echo "$ci * 1000 / $(getconf CLK_TCK) / $ROUNDS" | bc -l)" \
+            "$(echo "$ct * 1000 / $(getconf CLK_TCK) / $ROUNDS" | bc -l)" "$(cut -d' ' -f1 /proc/loadavg)"
+    done
+    kill "$node" "$origin" 2>/dev/null
+    wait "$node" "$origin" 2>/dev/null || true
+    trap - EXIT
+}
+
 # Warm the page cache for both.
 cat "${PHOTOS[@]}" >/dev/null
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews both sides)" >&2
+if [ "$ONLY" = "info" ]; then
+    info_bench
+    exit 0
+fi
 if [ "$ONLY" != "gravity" ]; then
     bench "jpeg 300px q80" "--width 300 --quality 80" "-s 300" jpg
     bench "webp 800px q80" "--width 800 --format webp --quality 80" "-s 800" webp

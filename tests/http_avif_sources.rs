@@ -1,7 +1,10 @@
 //! AVIF sources through `GET /image`, shown as browsers show them: rotated
 //! and mirrored (`irot`/`imir`), cropped (`clap`), tiled (`grid`), stored in
-//! `idat`, animated (`.avifs`: the first frame). Files are built box by box
-//! around AV1 stills from our own encoder (`common::heif_fixtures`).
+//! `idat`, animated (`.avifs`: the first frame), layered (the operating
+//! point and layer the file selects). Files are built box by box around AV1
+//! stills from our own encoder (`common::heif_fixtures`); the layered one
+//! around a real layered AV1 stream (no encoder we can build here writes
+//! spatial layers; see `tests/fixtures/avif/README.md`).
 #![cfg(feature = "avif-decode")]
 
 mod common;
@@ -90,4 +93,67 @@ async fn animated_avif_gives_its_first_frame() {
     let img = decode(&body);
     assert_eq!(img.dimensions(), (16, 8));
     assert!(close(img.get_pixel(8, 4).0, rgba(BLUE), 40));
+}
+
+/// Three spatial layers' first two (360x182 and 718x366) of a real
+/// layered AV1 stream whose operating points are 0 (layers 0-2), 1
+/// (layers 0-1) and 2 (layer 0).
+const LAYERED: &[u8] = include_bytes!("fixtures/avif/quebec-layers-0-1.obu");
+
+/// The layered stream as one item of `w` x `h` with `props`.
+fn layered(w: u32, h: u32, props: Vec<Vec<u8>>) -> Vec<u8> {
+    let item = props
+        .into_iter()
+        .fold(Item::av1(1, LAYERED.to_vec(), w, h), |i, p| i.with(p, true));
+    Heif::single(item).build()
+}
+
+/// `lsel`: the layer to show.
+fn lsel(layer: u16) -> Vec<u8> {
+    bx(b"lsel", &layer.to_be_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layered_avif_decodes_the_operating_point_it_selects() {
+    let png = [("format", "png")];
+    // Operating point 2 holds only the base layer.
+    let (status, body) = ask(layered(360, 182, vec![a1op(2)]), &png).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let base = decode(&body);
+    assert_eq!(base.dimensions(), (360, 182), "op 2: the 360x182 layer");
+    // Operating point 1: its highest layer, then layer 0 chosen by `lsel`.
+    let (status, body) = ask(layered(718, 366, vec![a1op(1)]), &png).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        decode(&body).dimensions(),
+        (718, 366),
+        "op 1: the 718x366 layer"
+    );
+    let (status, body) = ask(layered(360, 182, vec![a1op(1), lsel(0)]), &png).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(decode(&body).dimensions(), (360, 182), "op 1, lsel 0");
+    // Both layers show the same picture (not some other frame): the upper
+    // one brought down to 360 px wide differs from the base layer only by
+    // the base layer's coarser coding.
+    let (status, body) = ask(
+        layered(718, 366, vec![a1op(1)]),
+        &[
+            ("w", "360"),
+            ("h", "182"),
+            ("fit", "fill"),
+            ("format", "png"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let upper = decode(&body);
+    assert_eq!(upper.dimensions(), base.dimensions());
+    let diff: u64 = upper
+        .as_raw()
+        .iter()
+        .zip(base.as_raw())
+        .map(|(a, b)| u64::from(a.abs_diff(*b)))
+        .sum();
+    let mean = diff as f64 / base.as_raw().len() as f64;
+    assert!(mean < 8.0, "mean difference {mean:.1} per channel");
 }
