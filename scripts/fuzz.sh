@@ -15,7 +15,7 @@
 # FUZZ_SANITIZER picks cargo fuzz's sanitizer (default `address`; `none`
 # builds faster); FUZZ_PROFILE=dev builds the targets in the dev profile
 # (fuzz/Cargo.toml: opt-level 2 for the codec crates only) instead of
-# release: several times less CPU to build, fewer executions per second.
+# release: less CPU to build, fewer executions per second.
 # .ci/run uses both to keep the targets building; see SECURITY.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
