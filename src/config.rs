@@ -189,6 +189,13 @@ pub struct NodeArgs {
     #[arg(long, env = "MAX_QUEUE", default_value_t = 64)]
     pub max_queue: usize,
 
+    /// How long an accepted transformation may wait for a CPU; past it,
+    /// 503 with `Retry-After` (the queue bounds how many wait, this how
+    /// long). At most 30s, so that it ends before a gateway gives up on
+    /// the worker (`FETCH_TIMEOUT` + 30 s).
+    #[arg(long, env = "QUEUE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub queue_timeout: Duration,
+
     /// Deadline for a client to send a complete request head after
     /// connecting; slower connections are closed.
     #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -293,6 +300,7 @@ pub struct Config {
     pub max_source_pixels: u64,
     pub max_animation_frames: u32,
     pub max_queue: usize,
+    pub queue_timeout: Duration,
     pub header_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
     pub max_connections: usize,
@@ -326,6 +334,8 @@ pub enum ConfigError {
     GossipTooSlow,
     #[error("HANDOFF_TIMEOUT must be at most 7s, to fit the 9 s shutdown deadline")]
     HandoffTooLong,
+    #[error("QUEUE_TIMEOUT must be at most 30s, to end before a gateway gives up on the worker")]
+    QueueTimeoutTooLong,
     #[error("ADVERTISE_ADDR {0} is unspecified; other nodes need an address they can reach")]
     UnspecifiedAdvertise(IpAddr),
     #[error("{0}")]
@@ -338,15 +348,23 @@ pub enum ConfigError {
 /// deadline (9 s), after which the disk tier gets its last writes.
 const MAX_HANDOFF_TIMEOUT: Duration = Duration::from_secs(7);
 
+/// Longest `QUEUE_TIMEOUT`: a gateway waits `FETCH_TIMEOUT` + 30 s for a
+/// worker's fill, so a longer wait for a CPU would be answered to no one.
+const MAX_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl NodeArgs {
     /// Durations that must stay under a bound another part relies on: the
-    /// failure detector's interval, the hand-off within the shutdown deadline.
+    /// failure detector's interval, the hand-off within the shutdown
+    /// deadline, the queue wait within the gateway's fill deadline.
     fn check_upper_bounds(&self) -> Result<(), ConfigError> {
         if self.gossip_interval > Duration::from_secs(1) {
             return Err(ConfigError::GossipTooSlow);
         }
         if self.handoff_timeout > MAX_HANDOFF_TIMEOUT {
             return Err(ConfigError::HandoffTooLong);
+        }
+        if self.queue_timeout > MAX_QUEUE_TIMEOUT {
+            return Err(ConfigError::QueueTimeoutTooLong);
         }
         Ok(())
     }
@@ -424,6 +442,7 @@ impl NodeArgs {
             max_source_pixels: self.max_source_pixels,
             max_animation_frames: self.max_animation_frames,
             max_queue: self.max_queue,
+            queue_timeout: self.queue_timeout,
             header_read_timeout: self.header_read_timeout,
             keep_alive_timeout: self.keep_alive_timeout,
             max_connections,
@@ -444,6 +463,7 @@ impl NodeArgs {
         not_zero_time("CACHE_TTL", self.cache_ttl)?;
         not_zero("MAX_SOURCE_BYTES", self.max_source_bytes)?;
         not_zero_time("FETCH_TIMEOUT", self.fetch_timeout)?;
+        not_zero_time("QUEUE_TIMEOUT", self.queue_timeout)?;
         not_zero_time("GOSSIP_INTERVAL", self.gossip_interval)?;
         not_zero("MAX_SOURCE_PIXELS", self.max_source_pixels)?;
         not_zero("MAX_ANIMATION_FRAMES", u64::from(self.max_animation_frames))?;
@@ -695,6 +715,25 @@ mod tests {
         };
         let cfg = args.into_config(Role::Worker).unwrap();
         assert_eq!(cfg.known_hosts, vec!["a".to_string(), "b:7000".to_string()]);
+    }
+
+    #[test]
+    fn the_queue_deadline_defaults_to_5s_and_ends_before_the_gateway_gives_up() {
+        let cfg = parse(&["--name", "n"]).unwrap().node;
+        let cfg = cfg.into_config(Role::Standalone).unwrap();
+        assert_eq!(cfg.queue_timeout, Duration::from_secs(5));
+        for (value, refused) in [("0", "QUEUE_TIMEOUT"), ("31s", "at most 30s")] {
+            let args = parse(&["--name", "n", "--queue-timeout", value]).unwrap();
+            let err = args
+                .node
+                .into_config(Role::Standalone)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(refused), "{value}: {err}");
+        }
+        let args = parse(&["--name", "n", "--queue-timeout", "250ms"]).unwrap();
+        let cfg = args.node.into_config(Role::Standalone).unwrap();
+        assert_eq!(cfg.queue_timeout, Duration::from_millis(250));
     }
 
     #[test]

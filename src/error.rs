@@ -92,7 +92,9 @@ impl ApiError {
                 WorkerError::NotAnImage => StatusCode::UNPROCESSABLE_ENTITY,
                 WorkerError::Pipeline(p) if p.is_client_error() => StatusCode::UNPROCESSABLE_ENTITY,
                 WorkerError::Pipeline(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                WorkerError::Busy | WorkerError::FetchesBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
+                WorkerError::Busy | WorkerError::QueueTimeout(_) | WorkerError::FetchesBusy(_) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 WorkerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
@@ -114,6 +116,7 @@ impl ApiError {
                 WorkerError::Fetch(FetchError::Forbidden(_))
                 | WorkerError::Fetch(FetchError::Upstream(_) | FetchError::Timeout)
                 | WorkerError::Busy
+                | WorkerError::QueueTimeout(_)
                 | WorkerError::FetchesBusy(_) => Level::WARN,
                 WorkerError::Pipeline(p) if !p.is_client_error() => Level::ERROR,
                 WorkerError::Internal(_) => Level::ERROR,
@@ -128,7 +131,10 @@ impl ApiError {
         match self {
             ApiError::NoWorker | ApiError::Edge(EdgeError::InFlight(_)) => Some(1),
             ApiError::Worker(e)
-                if matches!(e.as_ref(), WorkerError::Busy | WorkerError::FetchesBusy(_)) =>
+                if matches!(
+                    e.as_ref(),
+                    WorkerError::Busy | WorkerError::QueueTimeout(_) | WorkerError::FetchesBusy(_)
+                ) =>
             {
                 Some(1)
             }

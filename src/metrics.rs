@@ -32,6 +32,12 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// Label of `image_jobs_refused`: `queue_full` or `queue_timeout`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
 /// Label of `cache_revalidations`: `304`, `changed` or `failed`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RevalidationLabel {
@@ -126,6 +132,9 @@ pub struct WorkerMetrics {
     pub fetch_duration: Histogram,
     /// Origin fetches that failed, by kind.
     pub fetch_errors: Family<KindLabel, Counter>,
+    /// Transformations refused for overload: the queue was full
+    /// (`MAX_QUEUE`) or no CPU was free within `QUEUE_TIMEOUT`.
+    pub image_jobs_refused: Family<ReasonLabel, Counter>,
 }
 
 /// Registers `metric` under `name` and hands it back, so a metrics struct
@@ -253,6 +262,16 @@ impl GatewayMetrics {
 }
 
 /// The revalidation counters, each result present (at 0) from the start.
+fn refused_job_reasons() -> Family<ReasonLabel, Counter> {
+    let family = Family::default();
+    for reason in ["queue_full", "queue_timeout"] {
+        drop(family.get_or_create(&ReasonLabel {
+            reason: reason.to_string(),
+        }));
+    }
+    family
+}
+
 fn revalidation_results() -> Family<RevalidationLabel, Counter> {
     let family = Family::default();
     for result in ["304", "changed", "failed"] {
@@ -373,6 +392,12 @@ impl WorkerMetrics {
                 "origin_fetch_errors",
                 "Origin fetches that failed, by kind",
                 Family::default(),
+            ),
+            image_jobs_refused: add(
+                r,
+                "image_jobs_refused",
+                "Transformations refused with 503: queue_full (MAX_QUEUE waiting) or queue_timeout (no CPU free within QUEUE_TIMEOUT)",
+                refused_job_reasons(),
             ),
         }
     }

@@ -1,6 +1,7 @@
 //! What a node refuses to process, through `GET /image`: decompression
 //! bombs, truncated and corrupt images, `MAX_SOURCE_PIXELS`,
-//! `MAX_ANIMATION_FRAMES`, and the overload answer of a full pool.
+//! `MAX_ANIMATION_FRAMES`, and the overload answers of a full pool and of
+//! the queue deadline (`QUEUE_TIMEOUT`).
 
 mod common;
 
@@ -257,5 +258,62 @@ async fn a_full_pool_answers_503_with_retry_after() {
         assert_eq!(a.status, 200, "w={w} after the burst: {}", a.text());
         assert_eq!(a.h("x-cache"), "MISS");
     }
+    assert_eq!(origin.hits(&path), 1);
+}
+
+/// A transformation admitted to the queue but not started within
+/// `QUEUE_TIMEOUT` is answered 503 with `Retry-After` (and counted, and
+/// logged with its reason) instead of waiting for however long the jobs
+/// ahead of it take. Deterministic: the origin holds the one shared
+/// original until every request waits for it, so all transforms reach the
+/// pool at once; each thread takes one, and the others must wait for a
+/// whole transform of 4 MP of noise (0.8 s of CPU in a debug build, and a
+/// loaded machine only makes it longer), well past the 300 ms deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transformation_that_waits_past_queue_timeout_gets_503() {
+    let origin = Origin::start().await;
+    let env = [
+        ("MAX_QUEUE", "64".into()),
+        ("QUEUE_TIMEOUT", "300ms".into()),
+    ];
+    let node = standalone("queue-deadline", &env).await;
+    let path = origin.put("noise.png", noise_png(2000, 2000), "image/png");
+    let src = origin.url(&path);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = threads * 2 + 2;
+    origin.hold();
+    let tasks = ask_all_at_once(&node, &src, "w", (0..n).map(|i| (20 + i).to_string()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while node.metric("img_proxy_cache_misses_total").await < n as f64 || origin.hits(&path) == 0 {
+        assert!(Instant::now() < deadline, "requests did not arrive");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    origin.release();
+    let mut late = Vec::new();
+    for t in tasks {
+        let (w, a) = t.await.unwrap();
+        match a.status {
+            200 => assert_eq!(dimensions(&a.body).0, w.parse::<u32>().unwrap()),
+            503 => {
+                assert_eq!(a.h("retry-after"), "1", "503 without Retry-After");
+                assert!(a.text().contains("QUEUE_TIMEOUT (300ms)"), "{}", a.text());
+                late.push(w);
+            }
+            other => panic!("w={w}: unexpected {other}: {}", a.text()),
+        }
+    }
+    // Every job that had to wait behind another was refused (all were
+    // admitted: MAX_QUEUE is far from full).
+    assert!(late.len() >= n - threads, "{} of {n} refused", late.len());
+    let counted = "img_proxy_image_jobs_refused_total{reason=\"queue_timeout\"}";
+    assert_eq!(node.metric(counted).await, late.len() as f64);
+    let full = "img_proxy_image_jobs_refused_total{reason=\"queue_full\"}";
+    assert_eq!(node.metric(full).await, 0.0);
+    assert!(node.logs().contains("within QUEUE_TIMEOUT (300ms)"));
+    // The refusal is not cached: asked again with the threads free, the
+    // variant is made.
+    let a = ask(&node, &src, &[("w", &late[0])]).await;
+    assert_eq!(a.status, 200, "w={} when idle: {}", late[0], a.text());
+    assert_eq!(a.h("x-cache"), "MISS");
     assert_eq!(origin.hits(&path), 1);
 }

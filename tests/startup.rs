@@ -107,6 +107,7 @@ async fn help_lists_every_variable_with_its_default() {
         ("MAX_SOURCE_PIXELS", "50000000"),
         ("MAX_ANIMATION_FRAMES", "1000"),
         ("MAX_QUEUE", "64"),
+        ("QUEUE_TIMEOUT", "5s"),
         ("GOSSIP_INTERVAL", "500ms"),
     ] {
         assert!(

@@ -8,12 +8,17 @@
 //! number of threads (one per core) pulls from a bounded queue; when the
 //! queue is full, [`Pool::run`] fails at once with [`PoolError::Busy`] so
 //! the server can answer 503 with `Retry-After` instead of queueing
-//! unboundedly.
+//! unboundedly. A bounded queue still bounds only how many jobs wait, not
+//! how long: 64 large photos queued behind two threads wait for a minute.
+//! So a job also has a deadline to start (`QUEUE_TIMEOUT`): past it, its
+//! caller gets [`PoolError::QueueTimeout`] (503 with `Retry-After`) at
+//! once, and the job is skipped when a thread reaches it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -26,6 +31,10 @@ pub enum PoolError {
     /// `Retry-After`).
     #[error("image workers are busy")]
     Busy,
+    /// The job was admitted but no thread took it within the queue
+    /// deadline: shed load (503 with `Retry-After`); it never runs.
+    #[error("no image worker was free within {0:?}")]
+    QueueTimeout(Duration),
     /// The job panicked. The thread survived; the caller gets this (500).
     #[error("image job panicked: {0}")]
     Panicked(String),
@@ -45,7 +54,17 @@ pub struct Pool {
     in_pool: Arc<AtomicUsize>,
     /// `threads + max_queue`: one running job per thread plus the queue.
     capacity: usize,
+    /// How long an admitted job may wait for a thread (`QUEUE_TIMEOUT`).
+    queue_timeout: Duration,
 }
+
+/// Where a job is: waiting in the queue, taken by a thread, or given up by
+/// its caller at the queue deadline. Exactly one of the thread and the
+/// caller moves it out of `QUEUED`, so a job either runs or is refused,
+/// never both.
+const QUEUED: u8 = 0;
+const STARTED: u8 = 1;
+const ABANDONED: u8 = 2;
 
 /// Counts a job as in the pool until dropped (when it has run, or was
 /// skipped, or could not be sent).
@@ -61,8 +80,9 @@ impl Pool {
     /// Starts `threads` worker threads (at least one) sharing a queue of at
     /// most `max_queue` waiting jobs: at most `threads + max_queue` jobs
     /// are accepted at a time. With `max_queue == 0` a job is accepted
-    /// exactly when a thread is idle.
-    pub fn new(threads: usize, max_queue: usize) -> Pool {
+    /// exactly when a thread is idle. A job that no thread has taken
+    /// `queue_timeout` after it was accepted is refused.
+    pub fn new(threads: usize, max_queue: usize, queue_timeout: Duration) -> Pool {
         let threads = threads.max(1);
         let capacity = threads.saturating_add(max_queue);
         // Room for every admitted job, so a send never fails for lack of
@@ -85,14 +105,8 @@ impl Pool {
             threads,
             in_pool: Arc::new(AtomicUsize::new(0)),
             capacity,
+            queue_timeout,
         }
-    }
-
-    /// A pool with one thread per available core and a queue of four jobs
-    /// per thread.
-    pub fn with_cpu_count() -> Pool {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Pool::new(n, n * 4)
     }
 
     /// Number of worker threads.
@@ -102,10 +116,12 @@ impl Pool {
 
     /// Runs `job` on a pool thread and waits for its result without
     /// blocking the async runtime. Fails immediately with
-    /// [`PoolError::Busy`] when the queue is full; a panicking job yields
-    /// [`PoolError::Panicked`] and leaves the thread alive. If the caller
-    /// stops waiting (request cancelled) before the job starts, the job is
-    /// skipped.
+    /// [`PoolError::Busy`] when the queue is full, and with
+    /// [`PoolError::QueueTimeout`] when no thread took the job within the
+    /// queue deadline (a job that has started is waited for to the end); a
+    /// panicking job yields [`PoolError::Panicked`] and leaves the thread
+    /// alive. If the caller stops waiting (request cancelled) before the
+    /// job starts, the job is skipped.
     pub async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
@@ -120,9 +136,13 @@ impl Pool {
             return Err(PoolError::Busy);
         }
         let admitted = Admitted(Arc::clone(&self.in_pool));
-        let (done_tx, done_rx) = oneshot::channel::<Result<T, PoolError>>();
+        let (done_tx, mut done_rx) = oneshot::channel::<Result<T, PoolError>>();
+        let state = Arc::new(AtomicU8::new(QUEUED));
+        let taken = Arc::clone(&state);
         let wrapped: Job = Box::new(move || {
-            if done_tx.is_closed() {
+            let start =
+                taken.compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire);
+            if start.is_err() || done_tx.is_closed() {
                 return;
             }
             let r = catch_unwind(AssertUnwindSafe(job)).map_err(|p| {
@@ -144,9 +164,21 @@ impl Pool {
                 return Err(PoolError::Busy)
             }
         }
-        done_rx
-            .await
-            .unwrap_or_else(|_| Err(PoolError::Panicked("worker thread is gone".into())))
+        let gone = |_| Err(PoolError::Panicked("worker thread is gone".into()));
+        match tokio::time::timeout(self.queue_timeout, &mut done_rx).await {
+            Ok(done) => done.unwrap_or_else(gone),
+            Err(_) => {
+                let give_up =
+                    state.compare_exchange(QUEUED, ABANDONED, Ordering::AcqRel, Ordering::Acquire);
+                match give_up {
+                    // Still queued: it will be skipped (its place in the
+                    // queue is freed when a thread reaches it).
+                    Ok(_) => Err(PoolError::QueueTimeout(self.queue_timeout)),
+                    // Running: its CPU is spent anyway; wait for it.
+                    Err(_) => done_rx.await.unwrap_or_else(gone),
+                }
+            }
+        }
     }
 }
 
@@ -171,12 +203,60 @@ fn worker(rx: &Mutex<Receiver<Job>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
     use std::sync::mpsc::channel;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
+
+    /// Longer than any test runs.
+    const NO_DEADLINE: Duration = Duration::from_secs(600);
+
+    /// Occupies the pool's only thread until the returned sender is used
+    /// (or dropped); returns once the job is running.
+    fn hold_thread(
+        pool: &Pool,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<(), PoolError>>,
+    ) {
+        let (release_tx, release_rx) = channel::<()>();
+        let (started_tx, started_rx) = channel::<()>();
+        let p = pool.clone();
+        let running = tokio::spawn(async move {
+            p.run(move || {
+                let _ = started_tx.send(());
+                let _ = release_rx.recv_timeout(Duration::from_secs(30));
+            })
+            .await
+        });
+        started_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        (release_tx, running)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_job_past_its_deadline_is_refused_and_never_runs() {
+        let deadline = Duration::from_secs(1);
+        let pool = Pool::new(1, 4, deadline);
+        let (release, running) = hold_thread(&pool);
+        // The only thread is held until after the deadline has passed, so
+        // the queued job cannot start in time, however loaded the machine.
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        let t0 = Instant::now();
+        let late = pool.run(move || flag.store(true, Ordering::SeqCst)).await;
+        assert_eq!(late, Err(PoolError::QueueTimeout(deadline)));
+        assert!(t0.elapsed() >= deadline);
+        release.send(()).unwrap();
+        // A job running past the deadline is waited for, not refused.
+        assert_eq!(running.await.unwrap(), Ok(()));
+        // The refused job was skipped and its place freed.
+        assert_eq!(pool.run(|| 7).await, Ok(7));
+        assert!(!ran.load(Ordering::SeqCst));
+        assert_eq!(pool.in_pool.load(Ordering::SeqCst), 0);
+    }
 
     #[tokio::test]
     async fn runs_jobs_and_survives_panics() {
-        let pool = Pool::new(1, 2);
+        let pool = Pool::new(1, 2, NO_DEADLINE);
         assert_eq!(pool.run(|| 2 + 2).await, Ok(4));
         let r = pool.run(|| -> u32 { panic!("boom") }).await;
         assert_eq!(r, Err(PoolError::Panicked("boom".into())));
@@ -186,7 +266,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn full_queue_is_busy_immediately() {
-        let pool = Pool::new(1, 1);
+        let pool = Pool::new(1, 1, NO_DEADLINE);
         let (release_tx, release_rx) = channel::<()>();
         let (started_tx, started_rx) = channel::<()>();
         let p = pool.clone();
@@ -218,7 +298,7 @@ mod tests {
         // Regression: the channel alone (rendezvous with one thread at a
         // time waiting on it) refused the second job.
         for _ in 0..20 {
-            let pool = Pool::new(2, 0);
+            let pool = Pool::new(2, 0, NO_DEADLINE);
             let (release_tx, release_rx) = channel::<()>();
             let release_rx = Arc::new(Mutex::new(release_rx));
             let (started_tx, started_rx) = channel::<()>();

@@ -267,6 +267,7 @@ async fn build_worker(
         },
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         max_queue: cfg.max_queue,
+        queue_timeout: cfg.queue_timeout,
         disk,
         purges,
         max_fetches: cfg.max_origin_fetches,

@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use url::Url;
 
-use crate::metrics::{KindLabel, WorkerMetrics};
+use crate::metrics::{KindLabel, ReasonLabel, WorkerMetrics};
 use crate::pipeline::complete::check_complete;
 use crate::pipeline::info::describe;
 use crate::pipeline::sniff::sniff;
@@ -60,6 +60,9 @@ pub enum WorkerError {
     /// Every image thread is busy and the queue is full: retry shortly.
     #[error("too many images are being processed; retry shortly")]
     Busy,
+    /// Accepted, but no image thread was free within `QUEUE_TIMEOUT`.
+    #[error("no CPU was free for this image within QUEUE_TIMEOUT ({}); retry shortly", humantime::format_duration(*.0))]
+    QueueTimeout(std::time::Duration),
     /// `MAX_ORIGIN_FETCHES` or `MAX_FETCHES_PER_HOST` fetches are running.
     #[error(transparent)]
     FetchesBusy(#[from] SlotsFull),
@@ -104,6 +107,8 @@ pub struct WorkerConfig {
     pub threads: usize,
     /// Transformations that may wait for a thread (`MAX_QUEUE`).
     pub max_queue: usize,
+    /// How long one may wait for a thread (`QUEUE_TIMEOUT`).
+    pub queue_timeout: std::time::Duration,
     /// The disk tier, opened by the caller when `CACHE_DIR` is set.
     pub disk: Option<Arc<disk::DiskTier>>,
     /// Purge records to apply to every tier.
@@ -166,7 +171,7 @@ impl Worker {
             ),
             origin: OriginClient::new(cfg.fetch)?,
             metrics,
-            pool: Pool::new(cfg.threads, cfg.max_queue),
+            pool: Pool::new(cfg.threads, cfg.max_queue, cfg.queue_timeout),
             limits: cfg.limits,
             fetch_slots: FetchSlots::new(cfg.max_fetches, cfg.max_fetches_per_host),
             revalidations: Revalidations::default(),
@@ -368,7 +373,14 @@ impl Worker {
         };
         let (bytes, content_type) = match self.pool.run(work).await {
             Ok(result) => result?,
-            Err(PoolError::Busy) => return Err(WorkerError::Busy),
+            Err(PoolError::Busy) => {
+                self.count_refused_job("queue_full");
+                return Err(WorkerError::Busy);
+            }
+            Err(PoolError::QueueTimeout(waited)) => {
+                self.count_refused_job("queue_timeout");
+                return Err(WorkerError::QueueTimeout(waited));
+            }
             Err(PoolError::Panicked(msg)) => {
                 return Err(WorkerError::Internal(format!("image job panicked: {msg}")))
             }
@@ -410,6 +422,17 @@ impl Worker {
         Ok(img
             .fresh_until(fresh_until)
             .with_validators(fetched.validators))
+    }
+
+    /// Counts a transformation refused for overload, by reason
+    /// (`queue_full`, `queue_timeout`).
+    fn count_refused_job(&self, reason: &str) {
+        self.metrics
+            .image_jobs_refused
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     fn count_error(&self, kind: &str) {

@@ -29,6 +29,7 @@ pub fn worker_with_ttl(ttl: Duration) -> Arc<Worker> {
         limits: Limits::default(),
         threads: 1,
         max_queue: 1,
+        queue_timeout: std::time::Duration::from_secs(30),
         disk: None,
         purges: Arc::new(PurgeList::standalone(ttl)),
         max_fetches: 1,
