@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use reqwest::Method;
@@ -20,7 +20,7 @@ use crate::cluster::auth;
 use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::Member;
 use crate::error_chain::one_line;
-use crate::protocol::header::{CLUSTER_AUTH, RELAYED, X_REQUEST_ID};
+use crate::protocol::header::{CLUSTER_AUTH, RELAYED, X_REQUEST_ID, X_UNREACHABLE_WORKERS};
 use crate::protocol::{Product, RequestId, FILL_PATH, LOOKUP_PATH};
 
 /// Deadline for a cache lookup: it never touches an origin.
@@ -81,11 +81,18 @@ impl<'a> Call<'a> {
     }
 
     /// `POST /v1/cache`: the cached image, or fetched and cached now.
-    pub async fn get_or_fill(&self, worker: &Member) -> Result<reqwest::Response, Unreachable> {
+    /// `passed_over` names the workers ahead of this one in the URL's
+    /// order that this gateway skips, so this one does not wait on them
+    /// for a peer fill.
+    pub async fn get_or_fill(
+        &self,
+        worker: &Member,
+        passed_over: Option<&HeaderValue>,
+    ) -> Result<reqwest::Response, Unreachable> {
         let url = endpoint(worker, FILL_PATH)?;
         let body = self.fill_body.clone();
         let timeout = self.gw.fill_timeout;
-        send(
+        let mut req = signed(
             self.gw,
             self.keys,
             Method::POST,
@@ -93,8 +100,11 @@ impl<'a> Call<'a> {
             body,
             self.request_id,
             timeout,
-        )
-        .await
+        );
+        if let Some(names) = passed_over {
+            req = req.header(X_UNREACHABLE_WORKERS, names.clone());
+        }
+        send(req).await
     }
 
     /// `GET /v1/image`: the cached image or 404, never an origin fetch.
@@ -111,7 +121,7 @@ impl<'a> Call<'a> {
         let name = worker.name.clone();
         async move {
             let started = Instant::now();
-            let resp = send(
+            let resp = send(signed(
                 &gw,
                 &keys,
                 Method::GET,
@@ -119,7 +129,7 @@ impl<'a> Call<'a> {
                 Bytes::new(),
                 &request_id,
                 LOOKUP_TIMEOUT,
-            )
+            ))
             .await?;
             gw.hedge_delay.observe(started.elapsed());
             gw.outliers.heard_from(&name, Instant::now());
@@ -133,8 +143,8 @@ fn endpoint(worker: &Member, target: &str) -> Result<Url, Unreachable> {
         .map_err(|_| Unreachable::BadAddress(worker.http_addr.to_string()))
 }
 
-/// Sends one signed internal request.
-pub(super) async fn send(
+/// One signed internal request, ready to send.
+pub(super) fn signed(
     gw: &Gateway,
     keys: &ClusterKeys,
     method: Method,
@@ -142,7 +152,7 @@ pub(super) async fn send(
     body: Bytes,
     request_id: &RequestId,
     timeout: Duration,
-) -> Result<reqwest::Response, Unreachable> {
+) -> reqwest::RequestBuilder {
     let path_and_query = match url.query() {
         Some(q) => format!("{}?{}", url.path(), q),
         None => url.path().to_string(),
@@ -163,6 +173,11 @@ pub(super) async fn send(
     if !body.is_empty() {
         req = req.header("content-type", "application/json").body(body);
     }
+    req
+}
+
+/// Sends one internal request; a 401 is an error (our credentials).
+pub(super) async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, Unreachable> {
     let resp = req.send().await?;
     if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
         return Err(Unreachable::Unauthorized);
