@@ -22,7 +22,30 @@ impl Thaw {
             .and_then(|c| c.id())
             .expect("worker pid");
         signal(pid, "STOP");
-        Thaw(pid)
+        let thaw = Thaw(pid);
+        wait_stopped(pid);
+        thaw
+    }
+}
+
+/// Waits until every thread of `pid` is stopped: `kill` returns once the
+/// signal is sent, and a thread running on another core may still answer
+/// a request before it takes the stop (seen on a loaded machine).
+fn wait_stopped(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("list threads");
+        let all_stopped = tasks.flatten().all(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // The state follows the command name in parentheses.
+            let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+            matches!(state, Some('T') | Some('t') | None)
+        });
+        if all_stopped {
+            return;
+        }
+        assert!(Instant::now() < deadline, "process {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -208,6 +231,48 @@ async fn an_ejected_worker_is_used_again_after_its_backoff() {
     );
     assert!(gw.members("worker").await.contains(&victim));
     assert_eq!(gw.metric("img_proxy_gateway_ejected_workers").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failover_fill_does_not_wait_on_the_frozen_owner_for_a_peer_copy() {
+    let origin = Origin::start().await;
+    let cluster = Cluster::start(1, 3, &no_gateway_cache()).await;
+    let gw = &cluster.gateways[0];
+    let urls = warm(gw, &origin, 30).await;
+    let (url, victim) = urls
+        .iter()
+        .find(|(_, w)| w != "worker-0")
+        .cloned()
+        .expect("a key owned by worker-1 or worker-2");
+    let mut before = std::collections::HashMap::new();
+    for w in &cluster.workers {
+        let misses = w.metric("img_proxy_cache_peer_fill_misses_total").await;
+        before.insert(w.name.clone(), misses);
+    }
+
+    // A variant nobody holds: the fill moves to the next worker once the
+    // frozen owner fails its probe. The gateway names the owner it passed
+    // over, so that worker goes to the origin at once instead of asking
+    // the frozen owner for a copy (and waiting out the peer deadline).
+    let thaw = Thaw::freeze(cluster.worker(&victim));
+    let r = get_image(gw, &url, &[("w", "7")]).await;
+    drop(thaw);
+    assert_eq!(r.status(), 200);
+    let filler = header(&r, "x-served-by").to_string();
+    assert_ne!(filler, victim);
+    let node = cluster.worker(&filler);
+    assert!(node.metric("img_proxy_cache_peer_fill_skipped_total").await >= 1.0);
+    assert_eq!(
+        node.metric("img_proxy_cache_peer_fill_misses_total").await,
+        before[&filler],
+        "the next worker asked the frozen owner for a copy"
+    );
+    // The warm-up's fetch, then the next worker's.
+    assert_eq!(origin.hits(&url_path(&url)), 2);
+}
+
+fn url_path(url: &str) -> String {
+    reqwest::Url::parse(url).unwrap().path().to_string()
 }
 
 /// These tests are about forwarding to workers: the gateway's own cache of
