@@ -46,7 +46,7 @@ SRC="http://127.0.0.2:$OPORT/photo.jpg"
 PATH_Q="/image?url=$(python3 -c 'import urllib.parse,sys; print(urllib.parse.quote(sys.argv[1], safe=""))' "$SRC")"
 
 common_env() {
-    echo "ALLOWED_SOURCE_NETWORKS=127.0.0.2/32 RUST_LOG=warn CLUSTER_SECRET=$SECRET GOSSIP_INTERVAL=200ms"
+    echo "ALLOWED_SOURCE_NETWORKS=127.0.0.2/32 CLUSTER_SECRET=$SECRET GOSSIP_INTERVAL=200ms"
 }
 
 # start NAME ROLE HTTP_PORT GOSSIP_PORT SEED WRAP... ; echoes the pid
