@@ -38,7 +38,9 @@ fn wait_stopped(pid: u32) {
         let all_stopped = tasks.flatten().all(|t| {
             let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
             // The state follows the command name in parentheses.
-            let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
             matches!(state, Some('T') | Some('t') | None)
         });
         if all_stopped {

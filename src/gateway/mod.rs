@@ -18,6 +18,7 @@ mod forward;
 mod hedge_delay;
 mod hot_cache;
 mod internal;
+mod merge;
 mod outliers;
 mod probes;
 mod purge;

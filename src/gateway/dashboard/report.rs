@@ -214,9 +214,17 @@ async fn worker_stats(
     let url = Url::parse(&format!("http://{}{STATS_PATH}", worker.http_addr))
         .map_err(|e| format!("bad address: {e}"))?;
     let id = RequestId(format!("dashboard-{}", uuid::Uuid::new_v4().simple()));
-    let resp = send(signed(gw, keys, Method::GET, url, Bytes::new(), &id, STATS_TIMEOUT))
-        .await
-        .map_err(|e| e.to_string())?;
+    let resp = send(signed(
+        gw,
+        keys,
+        Method::GET,
+        url,
+        Bytes::new(),
+        &id,
+        STATS_TIMEOUT,
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
     if !resp.status().is_success() {
         return Err(format!("answered {}", resp.status()));
     }
