@@ -74,7 +74,7 @@ struct Signed<'a> {
 }
 
 fn mac(keys: &ClusterKeys, s: &Signed<'_>) -> HmacSha256 {
-    let mut m = keys.request_mac.clone();
+    let mut m = HmacSha256::clone(&keys.request_mac);
     m.update(s.method.as_bytes());
     m.update(b"\n");
     m.update(s.path_and_query.as_bytes());

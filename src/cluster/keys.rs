@@ -5,6 +5,8 @@
 //! them together, so each use gets its own 256-bit key from HKDF-SHA256 with
 //! a distinct label: learning one key tells nothing about the other.
 
+use std::sync::Arc;
+
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -19,7 +21,7 @@ pub struct ClusterKeys {
     /// HMAC-SHA256 keyed with `request`, its key pads already hashed:
     /// every internal request is signed and checked, and keying an HMAC
     /// costs two SHA-256 blocks that are the same every time.
-    pub request_mac: Hmac<Sha256>,
+    pub request_mac: Arc<Hmac<Sha256>>,
 }
 
 impl ClusterKeys {
@@ -39,7 +41,7 @@ impl ClusterKeys {
         ClusterKeys {
             gossip,
             request,
-            request_mac,
+            request_mac: Arc::new(request_mac),
         }
     }
 }
