@@ -124,6 +124,9 @@ pub struct WorkerMetrics {
     pub peer_fill_hits: Counter,
     /// Misses a peer could not answer (none held, timed out, refused).
     pub peer_fill_misses: Counter,
+    /// Misses that did not ask the peer: it timed out here, or a gateway
+    /// passed over it, within the last 2 s.
+    pub peer_fill_skipped: Counter,
     /// Entries a leaving worker handed off and their new owner stored.
     pub handoff_sent: Counter,
     /// Entries this worker stored from a leaving worker's hand-off.
@@ -366,6 +369,12 @@ impl WorkerMetrics {
                 r,
                 "cache_peer_fill_misses",
                 "Cache misses the previous owner could not answer (not held, timed out)",
+                Counter::default(),
+            ),
+            peer_fill_skipped: add(
+                r,
+                "cache_peer_fill_skipped",
+                "Cache misses that did not ask the previous owner: it timed out here, or a gateway passed over it, within the last 2 s",
                 Counter::default(),
             ),
             handoff_sent: add(

@@ -23,7 +23,7 @@ use std::time::SystemTime;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,7 +37,7 @@ use crate::cluster::replay::NonceWindow;
 use crate::edge::metrics::EdgeMetrics;
 use crate::error::ApiError;
 use crate::pipeline::TransformOptions;
-use crate::protocol::header::{CLUSTER_AUTH, X_SERVED_BY, X_STORED_AT};
+use crate::protocol::header::{CLUSTER_AUTH, X_SERVED_BY, X_STORED_AT, X_UNREACHABLE_WORKERS};
 use crate::protocol::purge::parse_purge_query;
 use crate::protocol::RequestError;
 use crate::protocol::{
@@ -199,11 +199,17 @@ async fn receive(State(worker): State<Arc<Worker>>, req: Request) -> Response {
 
 /// `POST /v1/cache`: the image, cached or filled now; an error answer
 /// names the worker too.
-async fn fill(State(worker): State<Arc<Worker>>, body: Bytes) -> Response {
+async fn fill(State(worker): State<Arc<Worker>>, headers: HeaderMap, body: Bytes) -> Response {
     let (url, asked) = match FillRequest::parse_asked(&body) {
         Ok(parsed) => parsed,
         Err(e) => return ApiError::from(e).into_response(),
     };
+    if let Some(names) = headers
+        .get(X_UNREACHABLE_WORKERS)
+        .and_then(|v| v.to_str().ok())
+    {
+        worker.peers_unreachable(names.split(',').map(str::trim).filter(|n| !n.is_empty()));
+    }
     let filled = match &asked {
         Asked::Image(opts) => get_or_fill(&worker, &url, opts).await,
         Asked::Info => get_info(&worker, &url).await,

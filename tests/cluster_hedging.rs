@@ -22,7 +22,32 @@ impl Thaw {
             .and_then(|c| c.id())
             .expect("worker pid");
         signal(pid, "STOP");
-        Thaw(pid)
+        let thaw = Thaw(pid);
+        wait_stopped(pid);
+        thaw
+    }
+}
+
+/// Waits until every thread of `pid` is stopped: `kill` returns once the
+/// signal is sent, and a thread running on another core may still answer
+/// a request before it takes the stop (seen on a loaded machine).
+fn wait_stopped(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("list threads");
+        let all_stopped = tasks.flatten().all(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // The state follows the command name in parentheses.
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
+            matches!(state, Some('T') | Some('t') | None)
+        });
+        if all_stopped {
+            return;
+        }
+        assert!(Instant::now() < deadline, "process {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -117,14 +142,16 @@ async fn a_frozen_worker_stalls_no_request_under_load() {
     let gw = &cluster.gateways[0];
     let urls = Arc::new(warm(gw, &origin, 30).await);
     // The same load before the freeze: on a machine busy with other work
-    // even hits are slow, and a freeze costs a hedge delay and a probe
-    // (at least 1 s, more when observed latency is high, so that a loaded
-    // worker is not taken for a frozen one) to the requests in flight when
-    // it starts; later ones skip the ejected worker. On an idle machine the
-    // bound is about 1.5 s; waiting out the 5 s lookup deadline or gossip's
-    // failure detection fails it.
+    // even hits are slow, and a freeze costs a hedge delay, a probe (at
+    // least 300 ms, twice the observed lookup latency when that is higher,
+    // so that a loaded worker is not taken for a frozen one) and a fill on
+    // the next worker (which does not wait on the frozen one for a peer
+    // copy) to the requests in flight when it starts; later ones skip the
+    // ejected worker. On an idle machine the bound is about 0.5 s; waiting
+    // out the 5 s lookup deadline, gossip's failure detection or a peer
+    // fill's deadline per request fails it.
     let baseline = load(gw.url("/image"), Arc::clone(&urls), Duration::from_secs(2)).await;
-    let bound = Duration::from_millis(1500) + slowest(&baseline) * 4;
+    let bound = Duration::from_millis(500) + slowest(&baseline) * 4;
     // Freeze an owner that is not the gossip seed.
     let victim = urls
         .iter()
@@ -206,6 +233,48 @@ async fn an_ejected_worker_is_used_again_after_its_backoff() {
     );
     assert!(gw.members("worker").await.contains(&victim));
     assert_eq!(gw.metric("img_proxy_gateway_ejected_workers").await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failover_fill_does_not_wait_on_the_frozen_owner_for_a_peer_copy() {
+    let origin = Origin::start().await;
+    let cluster = Cluster::start(1, 3, &no_gateway_cache()).await;
+    let gw = &cluster.gateways[0];
+    let urls = warm(gw, &origin, 30).await;
+    let (url, victim) = urls
+        .iter()
+        .find(|(_, w)| w != "worker-0")
+        .cloned()
+        .expect("a key owned by worker-1 or worker-2");
+    let mut before = std::collections::HashMap::new();
+    for w in &cluster.workers {
+        let misses = w.metric("img_proxy_cache_peer_fill_misses_total").await;
+        before.insert(w.name.clone(), misses);
+    }
+
+    // A variant nobody holds: the fill moves to the next worker once the
+    // frozen owner fails its probe. The gateway names the owner it passed
+    // over, so that worker goes to the origin at once instead of asking
+    // the frozen owner for a copy (and waiting out the peer deadline).
+    let thaw = Thaw::freeze(cluster.worker(&victim));
+    let r = get_image(gw, &url, &[("w", "7")]).await;
+    drop(thaw);
+    assert_eq!(r.status(), 200);
+    let filler = header(&r, "x-served-by").to_string();
+    assert_ne!(filler, victim);
+    let node = cluster.worker(&filler);
+    assert!(node.metric("img_proxy_cache_peer_fill_skipped_total").await >= 1.0);
+    assert_eq!(
+        node.metric("img_proxy_cache_peer_fill_misses_total").await,
+        before[&filler],
+        "the next worker asked the frozen owner for a copy"
+    );
+    // The warm-up's fetch, then the next worker's.
+    assert_eq!(origin.hits(&url_path(&url)), 2);
+}
+
+fn url_path(url: &str) -> String {
+    reqwest::Url::parse(url).unwrap().path().to_string()
 }
 
 /// These tests are about forwarding to workers: the gateway's own cache of

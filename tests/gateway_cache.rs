@@ -69,6 +69,38 @@ async fn a_hot_image_is_served_by_the_gateway_while_its_worker_is_stopped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_of_one_key_make_one_worker_request() {
+    let origin = Origin::start().await;
+    // The origin takes 500 ms: the requests all arrive while the first
+    // one is still being answered.
+    let source = origin.url("/slowimg/merged.png");
+    let cluster = Cluster::start(1, 1, &[]).await;
+    let gw = &cluster.gateways[0];
+    let worker = &cluster.workers[0];
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let url = gw.url("/image");
+        let source = source.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = client()
+                .get(url)
+                .query(&[("url", source)])
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.bytes().await.unwrap())
+        }));
+    }
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(&body[..], &png("merged.png", 16, 12)[..]);
+    }
+    assert_eq!(worker_requests(worker).await, 1.0, "one worker request");
+    assert_eq!(origin.hits("/slowimg/merged.png"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scan_of_cold_urls_does_not_flush_a_hot_image() {
     let origin = Origin::start().await;
     let source = origin.url(&origin.put("hot.png", png("hot", 64, 64), "image/png"));

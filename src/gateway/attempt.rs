@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::http::HeaderValue;
 use axum::response::Response;
 use futures::FutureExt;
 use tokio::time::{sleep_until, timeout};
@@ -71,14 +72,16 @@ pub(super) struct Answered<'w> {
 }
 
 /// Asks `worker` (hedging to `next`, if any) for the call's image.
+/// `passed_over`: see [`Call::get_or_fill`].
 pub(super) async fn attempt<'w>(
     call: &Call<'_>,
     worker: &'w Member,
     next: Option<&'w Member>,
+    passed_over: Option<&HeaderValue>,
 ) -> Result<Answered<'w>, Unreachable> {
     let started = Instant::now();
     let delay = call.gw.hedge_delay.delay();
-    let mut fill: Pending<'_> = Box::pin(call.get_or_fill(worker));
+    let mut fill: Pending<'_> = Box::pin(call.get_or_fill(worker, passed_over));
     let resp = match (timeout(delay, &mut fill).await, next) {
         (Ok(answer), _) => answer?,
         // Nobody to hedge to: wait for the one worker there is.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::http::HeaderValue;
 use axum::response::Response;
 use url::Url;
 
@@ -29,10 +30,12 @@ pub(super) async fn forward(
     let ranked = placement::rank(url.as_str(), workers, |m| m.name.as_str());
     let order = gw
         .outliers
-        .order(ranked, |m| m.name.as_str(), Instant::now());
+        .order(ranked.clone(), |m| m.name.as_str(), Instant::now());
     let call = Call::new(gw, keys, request_id, url, product);
     for (i, worker) in order.iter().enumerate() {
-        match attempt(&call, worker, order.get(i + 1).copied()).await {
+        let passed_over = passed_over(&ranked, worker);
+        let next = order.get(i + 1).copied();
+        match attempt(&call, worker, next, passed_over.as_ref()).await {
             Ok(answer) => {
                 gw.outliers.answered(&answer.by.name);
                 gw.metrics
@@ -52,4 +55,17 @@ pub(super) async fn forward(
         }
     }
     Err(ApiError::NoWorker)
+}
+
+/// The names of the workers ahead of `worker` in the URL's ranking: the
+/// ones this gateway skips (ejected, or failed for this request), for
+/// [`crate::protocol::header::X_UNREACHABLE_WORKERS`]. `None` for the
+/// owner itself, the usual case.
+fn passed_over(ranked: &[&Member], worker: &Member) -> Option<HeaderValue> {
+    let ahead = ranked.iter().position(|w| std::ptr::eq(*w, worker))?;
+    if ahead == 0 {
+        return None;
+    }
+    let names: Vec<&str> = ranked[..ahead].iter().map(|w| w.name.as_str()).collect();
+    HeaderValue::from_str(&names.join(",")).ok()
 }

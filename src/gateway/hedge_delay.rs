@@ -22,8 +22,12 @@ pub const MAX_DELAY: Duration = Duration::from_millis(250);
 /// The delay before any answer was seen.
 const INITIAL_DELAY: Duration = Duration::from_millis(50);
 /// The shortest and longest wait for a probe (see [`HedgeDelay::probe_wait`]).
-pub const PROBE_MIN: Duration = Duration::from_secs(1);
+pub const PROBE_MIN: Duration = Duration::from_millis(300);
 pub const PROBE_MAX: Duration = Duration::from_secs(3);
+/// The wait for a probe before any answer was seen: how fast this machine
+/// answers is unknown yet (a gateway that just started, maybe beside a
+/// busy worker), so as long as TCP's initial retransmission timeout.
+const PROBE_INITIAL: Duration = Duration::from_secs(1);
 
 /// Weight of a new sample in the mean (RFC 6298's alpha).
 const ALPHA: f64 = 1.0 / 8.0;
@@ -72,7 +76,7 @@ impl HedgeDelay {
     /// for a frozen one and ejected.
     pub fn probe_wait(&self) -> Duration {
         self.high()
-            .map_or(PROBE_MIN, |d| (d * 2).clamp(PROBE_MIN, PROBE_MAX))
+            .map_or(PROBE_INITIAL, |d| (d * 2).clamp(PROBE_MIN, PROBE_MAX))
     }
 
     /// `mean + 4 x deviation`, once there is a sample.
@@ -94,6 +98,7 @@ mod tests {
     fn starts_at_the_initial_delay_and_clamps_fast_answers_to_the_minimum() {
         let h = HedgeDelay::default();
         assert_eq!(h.delay(), INITIAL_DELAY);
+        assert_eq!(h.probe_wait(), PROBE_INITIAL);
         for _ in 0..100 {
             h.observe(Duration::from_micros(300));
         }

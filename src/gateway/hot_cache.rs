@@ -21,6 +21,10 @@
 //!   purge records heard in gossip: an entry stored at or before a purge of
 //!   its URL (less [`PURGE_MARGIN`]) is dropped, not served.
 //!
+//! - **Merged misses**: requests for a key that is not stored, arriving
+//!   while one of them is asked of a worker, get a copy of that answer
+//!   ([`super::merge`]): one worker request per key at a time.
+//!
 //! An answer from here carries the worker's headers (`X-Served-By` names
 //! the worker that made it), `X-Cache: HIT`, `max-age` counted down, and
 //! `X-Cache-Tier: gateway`. A standalone node has no such tier: its worker
@@ -38,6 +42,7 @@ use moka::future::Cache;
 use moka::Expiry;
 use url::Url;
 
+use super::merge::{follow, InFlight, Turn};
 use crate::cluster::purges::PurgeList;
 use crate::metrics::GatewayMetrics;
 use crate::pipeline::TransformOptions;
@@ -91,6 +96,8 @@ pub struct HotCache {
 struct Parts {
     entries: Cache<String, Arc<HotEntry>>,
     seen_once: Cache<u64, ()>,
+    /// Misses being asked of a worker, by key: one request per key.
+    in_flight: InFlight,
 }
 
 impl HotCache {
@@ -106,6 +113,7 @@ impl HotCache {
                 .expire_after(UntilExpiry)
                 .build(),
             seen_once: Cache::new(DOORKEEPER_KEYS),
+            in_flight: InFlight::default(),
         });
         HotCache {
             parts,
@@ -131,9 +139,20 @@ impl HotCache {
             return Ok(hit);
         }
         self.metrics.cache_misses.inc();
+        let leader = match parts.in_flight.join(&key) {
+            Turn::Lead(leader) => leader,
+            Turn::Follow(slot) => {
+                return match follow(slot).await {
+                    Some(a) if !self.purges.is_purged(url.as_str(), a.made_at) => Ok(a.response()),
+                    _ => forward.await,
+                };
+            }
+        };
         let sent = (Instant::now(), SystemTime::now());
+        let made_at = sent.1.checked_sub(PURGE_MARGIN).unwrap_or(sent.1);
         let resp = forward.await?;
-        Ok(self.offer(parts, key, url, resp, sent).await)
+        let resp = self.offer(parts, key, url, resp, sent).await;
+        Ok(leader.publish(resp, made_at).await)
     }
 
     /// A fresh, unpurged entry as an answer; drops one that is purged.

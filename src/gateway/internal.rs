@@ -2,14 +2,14 @@
 //!
 //! [`Call`] holds what one user request sends to whichever workers it
 //! asks: the lookup's path and query and the fill's body are built once,
-//! not once per worker tried.
+//! not once per worker tried (the lookup's only if a lookup is made).
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use reqwest::Method;
@@ -20,8 +20,8 @@ use crate::cluster::auth;
 use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::Member;
 use crate::error_chain::one_line;
-use crate::protocol::header::{CLUSTER_AUTH, RELAYED, X_REQUEST_ID};
-use crate::protocol::{Product, RequestId, FILL_PATH, LOOKUP_PATH};
+use crate::protocol::header::{CLUSTER_AUTH, RELAYED, X_REQUEST_ID, X_UNREACHABLE_WORKERS};
+use crate::protocol::{Product, RequestId, LOOKUP_PATH};
 
 /// Deadline for a cache lookup: it never touches an origin.
 pub(super) const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,8 +51,11 @@ pub(super) struct Call<'a> {
     pub gw: &'a Arc<Gateway>,
     pub keys: &'a ClusterKeys,
     pub request_id: &'a RequestId,
-    /// `/v1/image?url=...&w=...`.
-    lookup_target: String,
+    url: &'a Url,
+    product: Product<'a>,
+    /// `/v1/image?url=...&w=...`, made on the first hedge or probe (most
+    /// requests are answered without either).
+    lookup_target: OnceLock<String>,
     /// The JSON body of `POST /v1/cache`.
     fill_body: Bytes,
 }
@@ -62,30 +65,45 @@ impl<'a> Call<'a> {
         gw: &'a Arc<Gateway>,
         keys: &'a ClusterKeys,
         request_id: &'a RequestId,
-        url: &Url,
-        product: Product<'_>,
+        url: &'a Url,
+        product: Product<'a>,
     ) -> Call<'a> {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        query.append_pair("url", url.as_str());
-        for (k, v) in product.query() {
-            query.append_pair(k, &v);
-        }
         let body = serde_json::to_vec(&product.fill_request(url)).unwrap_or_default();
         Call {
             gw,
             keys,
             request_id,
-            lookup_target: format!("{LOOKUP_PATH}?{}", query.finish()),
+            url,
+            product,
+            lookup_target: OnceLock::new(),
             fill_body: Bytes::from(body),
         }
     }
 
+    fn lookup_target(&self) -> &str {
+        self.lookup_target.get_or_init(|| {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("url", self.url.as_str());
+            for (k, v) in self.product.query() {
+                query.append_pair(k, &v);
+            }
+            format!("{LOOKUP_PATH}?{}", query.finish())
+        })
+    }
+
     /// `POST /v1/cache`: the cached image, or fetched and cached now.
-    pub async fn get_or_fill(&self, worker: &Member) -> Result<reqwest::Response, Unreachable> {
-        let url = endpoint(worker, FILL_PATH)?;
+    /// `passed_over` names the workers ahead of this one in the URL's
+    /// order that this gateway skips, so this one does not wait on them
+    /// for a peer fill.
+    pub async fn get_or_fill(
+        &self,
+        worker: &Member,
+        passed_over: Option<&HeaderValue>,
+    ) -> Result<reqwest::Response, Unreachable> {
+        let url = self.gw.fill_urls.get(worker)?;
         let body = self.fill_body.clone();
         let timeout = self.gw.fill_timeout;
-        send(
+        let mut req = signed(
             self.gw,
             self.keys,
             Method::POST,
@@ -93,8 +111,11 @@ impl<'a> Call<'a> {
             body,
             self.request_id,
             timeout,
-        )
-        .await
+        );
+        if let Some(names) = passed_over {
+            req = req.header(X_UNREACHABLE_WORKERS, names.clone());
+        }
+        send(req).await
     }
 
     /// `GET /v1/image`: the cached image or 404, never an origin fetch.
@@ -104,14 +125,14 @@ impl<'a> Call<'a> {
         &self,
         worker: &Member,
     ) -> impl Future<Output = Result<reqwest::Response, Unreachable>> + Send + 'static {
-        let url = endpoint(worker, &self.lookup_target);
+        let url = endpoint(worker, self.lookup_target());
         let gw = Arc::clone(self.gw);
         let keys = self.keys.clone();
         let request_id = self.request_id.clone();
         let name = worker.name.clone();
         async move {
             let started = Instant::now();
-            let resp = send(
+            let resp = send(signed(
                 &gw,
                 &keys,
                 Method::GET,
@@ -119,7 +140,7 @@ impl<'a> Call<'a> {
                 Bytes::new(),
                 &request_id,
                 LOOKUP_TIMEOUT,
-            )
+            ))
             .await?;
             gw.hedge_delay.observe(started.elapsed());
             gw.outliers.heard_from(&name, Instant::now());
@@ -128,13 +149,13 @@ impl<'a> Call<'a> {
     }
 }
 
-fn endpoint(worker: &Member, target: &str) -> Result<Url, Unreachable> {
+pub(super) fn endpoint(worker: &Member, target: &str) -> Result<Url, Unreachable> {
     Url::parse(&format!("http://{}{target}", worker.http_addr))
         .map_err(|_| Unreachable::BadAddress(worker.http_addr.to_string()))
 }
 
-/// Sends one signed internal request.
-pub(super) async fn send(
+/// One signed internal request, ready to send.
+pub(super) fn signed(
     gw: &Gateway,
     keys: &ClusterKeys,
     method: Method,
@@ -142,15 +163,13 @@ pub(super) async fn send(
     body: Bytes,
     request_id: &RequestId,
     timeout: Duration,
-) -> Result<reqwest::Response, Unreachable> {
-    let path_and_query = match url.query() {
-        Some(q) => format!("{}?{}", url.path(), q),
-        None => url.path().to_string(),
-    };
+) -> reqwest::RequestBuilder {
+    // The path and the query as sent (our URLs have no fragment).
+    let path_and_query = &url[url::Position::BeforePath..url::Position::AfterQuery];
     let signature = auth::sign(
         keys,
         method.as_str(),
-        &path_and_query,
+        path_and_query,
         &body,
         auth::unix_now(),
     );
@@ -163,6 +182,11 @@ pub(super) async fn send(
     if !body.is_empty() {
         req = req.header("content-type", "application/json").body(body);
     }
+    req
+}
+
+/// Sends one internal request; a 401 is an error (our credentials).
+pub(super) async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, Unreachable> {
     let resp = req.send().await?;
     if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
         return Err(Unreachable::Unauthorized);
@@ -174,15 +198,16 @@ pub(super) async fn send(
 /// a worker dying mid-answer is a failover, not a truncated image.
 pub(super) async fn relay(resp: reqwest::Response) -> Result<Response, Unreachable> {
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let headers = resp.headers().clone();
+    // Only the relayed headers are kept (values share the answer's bytes).
+    let mut headers = HeaderMap::with_capacity(RELAYED.len());
+    for name in RELAYED {
+        if let Some(v) = resp.headers().get(name) {
+            headers.insert(HeaderName::from_static(name), v.clone());
+        }
+    }
     let body = resp.bytes().await?;
     let mut out = Response::new(Body::from(body));
     *out.status_mut() = status;
-    for name in RELAYED {
-        if let Some(v) = headers.get(name) {
-            out.headers_mut()
-                .insert(HeaderName::from_static(name), v.clone());
-        }
-    }
+    *out.headers_mut() = headers;
     Ok(out)
 }

@@ -18,9 +18,11 @@ mod forward;
 mod hedge_delay;
 mod hot_cache;
 mod internal;
+mod merge;
 mod outliers;
 mod probes;
 mod purge;
+mod worker_urls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -85,6 +87,8 @@ pub struct Gateway {
     hedges_in_flight: std::sync::atomic::AtomicUsize,
     /// Hot images kept on this gateway (`GATEWAY_CACHE_BYTES`).
     hot: hot_cache::HotCache,
+    /// Each worker's parsed fill URL.
+    fill_urls: worker_urls::FillUrls,
 }
 
 impl Gateway {
@@ -103,6 +107,9 @@ impl Gateway {
             .connect_timeout(Duration::from_secs(1))
             .pool_idle_timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
+            // No retries inside the client (the gateway fails over itself),
+            // and no copy of every request kept for one.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .build()?;
         let hot = hot_cache::HotCache::new(cache_bytes, Arc::clone(&purges), metrics.clone());
         Ok(Arc::new(Gateway {
@@ -119,6 +126,7 @@ impl Gateway {
             probes: Probes::default(),
             hedges_in_flight: Default::default(),
             hot,
+            fill_urls: Default::default(),
         }))
     }
 

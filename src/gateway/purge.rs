@@ -25,7 +25,7 @@ use reqwest::Method;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::internal::{send, LOOKUP_TIMEOUT};
+use super::internal::{send, signed, LOOKUP_TIMEOUT};
 use super::{Backends, Gateway};
 use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::{Member, Membership};
@@ -149,7 +149,7 @@ async fn purge_on(
         .query_pairs_mut()
         .append_pair("url", url.as_str())
         .append_pair("at", &at_ms.to_string());
-    let resp = send(
+    let resp = send(signed(
         gw,
         keys,
         Method::DELETE,
@@ -157,7 +157,7 @@ async fn purge_on(
         Bytes::new(),
         request_id,
         LOOKUP_TIMEOUT,
-    )
+    ))
     .await
     .ok()?;
     if !resp.status().is_success() {

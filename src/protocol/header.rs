@@ -20,6 +20,11 @@ pub const X_REQUEST_ID: &str = "x-request-id";
 /// fetched or made, in Unix milliseconds, so a copy keeps its remaining
 /// freshness. Never relayed to users.
 pub const X_STORED_AT: &str = "x-stored-at";
+/// Gateway to worker, on a fill: the workers ahead of this one in the
+/// URL's order that the gateway skips (ejected, or failed this request),
+/// comma-separated. The worker then does not wait on them for a peer fill
+/// (see `worker::unreachable_peers`). Never relayed.
+pub const X_UNREACHABLE_WORKERS: &str = "x-unreachable-workers";
 /// `nosniff`: browsers must trust our sniffed `Content-Type`.
 pub const X_CONTENT_TYPE_OPTIONS: &str = "x-content-type-options";
 

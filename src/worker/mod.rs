@@ -22,6 +22,7 @@ mod stats;
 #[cfg(test)]
 pub(crate) mod tests_support;
 pub mod tiers;
+mod unreachable_peers;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -241,6 +242,14 @@ impl Worker {
     /// cache or made from the cached original: the answer to an info fill.
     pub async fn get_or_fill_info(self: &Arc<Self>, url: &Url) -> Result<Filled, Arc<WorkerError>> {
         self.made(url, info_key(url), Job::Info).await
+    }
+
+    /// Skips the workers a gateway could not reach (its fill named them) as
+    /// peers for a while: their copies would cost a peer-fill deadline.
+    pub fn peers_unreachable<'a>(&self, names: impl Iterator<Item = &'a str>) {
+        if let Some(peers) = &self.peers {
+            names.for_each(|name| peers.unreachable(name));
+        }
     }
 
     /// The image for `url` with `opts`, from the cache or else produced

@@ -11,7 +11,7 @@ use tracing::debug;
 use url::Url;
 
 use super::cache::CachedImage;
-use super::peers::PeerCopy;
+use super::peers::{PeerCopy, PeerError};
 use super::Worker;
 use crate::pipeline::sniff::sniff;
 use crate::pipeline::TransformOptions;
@@ -19,7 +19,8 @@ use crate::pipeline::TransformOptions;
 impl Worker {
     /// The copy of `url` with `opts` (cache key `key`) from its previous
     /// owner, stored on disk too; `None` when there is no peer, it holds
-    /// none, or it did not answer within its short deadline.
+    /// none, it did not answer within its short deadline, or it is skipped
+    /// for a while (see [`super::unreachable_peers`]).
     pub(super) async fn copy_from_peer(
         &self,
         url: &Url,
@@ -32,6 +33,10 @@ impl Worker {
         self.tiers.purges().wait_synced().await;
         let found = match peers.lookup(url, opts).await {
             Ok(found) => found,
+            Err(PeerError::Skipped(_)) => {
+                self.metrics.peer_fill_skipped.inc();
+                return None;
+            }
             Err(e) => {
                 debug!(url = url.as_str(), key, error = %e, "peer fill failed");
                 None

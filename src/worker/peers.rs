@@ -13,7 +13,7 @@
 //! loop. A hand-off is `PUT /v1/cache` with the entry's bytes.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use reqwest::Method;
@@ -27,6 +27,8 @@ use crate::error_chain::one_line;
 use crate::pipeline::TransformOptions;
 use crate::protocol::header::{CLUSTER_AUTH, X_STORED_AT};
 use crate::protocol::{FILL_PATH, LOOKUP_PATH};
+
+use super::unreachable_peers::UnreachablePeers;
 
 /// How long a peer may take to start answering a lookup: a peer that is
 /// slow or gone costs a miss this long at most before the origin fetch.
@@ -59,6 +61,8 @@ pub enum PeerError {
     NoStoredAt,
     #[error("peer address {0} does not form a URL")]
     BadAddress(String),
+    #[error("peer {0} is skipped for a while (it or a gateway found it unreachable)")]
+    Skipped(String),
 }
 
 /// This worker's view of its peers.
@@ -66,6 +70,8 @@ pub struct Peers {
     membership: Arc<Membership>,
     keys: ClusterKeys,
     client: reqwest::Client,
+    /// Peers not asked for copies for a while (frozen, per us or a gateway).
+    unreachable: UnreachablePeers,
 }
 
 impl Peers {
@@ -82,7 +88,14 @@ impl Peers {
             membership,
             keys,
             client,
+            unreachable: UnreachablePeers::default(),
         })
+    }
+
+    /// Not to ask `peer` for copies for a while: a gateway could not
+    /// reach it.
+    pub fn unreachable(&self, peer: &str) {
+        self.unreachable.report(peer, Instant::now());
     }
 
     /// The worker that owns `url` when this one is left out: the previous
@@ -108,11 +121,16 @@ impl Peers {
         let Some(peer) = self.successor(url.as_str()) else {
             return Ok(None);
         };
+        if self.unreachable.skipped(&peer.name, Instant::now()) {
+            return Err(PeerError::Skipped(peer.name));
+        }
         let target = endpoint(&peer, LOOKUP_PATH, url, &opts.to_query())?;
         let send = self.signed(Method::GET, target, Bytes::new()).send();
-        let resp = tokio::time::timeout(PEER_FILL_DEADLINE, send)
-            .await
-            .map_err(|_| PeerError::Timeout(PEER_FILL_DEADLINE))??;
+        let Ok(resp) = tokio::time::timeout(PEER_FILL_DEADLINE, send).await else {
+            self.unreachable.report(&peer.name, Instant::now());
+            return Err(PeerError::Timeout(PEER_FILL_DEADLINE));
+        };
+        let resp = resp?;
         match resp.status().as_u16() {
             200 => {}
             404 => return Ok(None),

@@ -12,7 +12,7 @@ use super::hash_share;
 use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::{KnownNode, Liveness, Member, Membership};
 use crate::cluster::Role;
-use crate::gateway::internal::send;
+use crate::gateway::internal::{send, signed};
 use crate::gateway::{Backends, Gateway};
 use crate::metrics::WorkerLabel;
 use crate::protocol::{RequestId, WorkerStats, STATS_PATH};
@@ -214,9 +214,17 @@ async fn worker_stats(
     let url = Url::parse(&format!("http://{}{STATS_PATH}", worker.http_addr))
         .map_err(|e| format!("bad address: {e}"))?;
     let id = RequestId(format!("dashboard-{}", uuid::Uuid::new_v4().simple()));
-    let resp = send(gw, keys, Method::GET, url, Bytes::new(), &id, STATS_TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
+    let resp = send(signed(
+        gw,
+        keys,
+        Method::GET,
+        url,
+        Bytes::new(),
+        &id,
+        STATS_TIMEOUT,
+    ))
+    .await
+    .map_err(|e| e.to_string())?;
     if !resp.status().is_success() {
         return Err(format!("answered {}", resp.status()));
     }
