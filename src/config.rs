@@ -369,16 +369,20 @@ impl NodeArgs {
         Ok(())
     }
 
-    /// Validates the arguments for `role` and fills machine-dependent defaults.
-    pub fn into_config(self, role: Role) -> Result<Config, ConfigError> {
-        self.check_not_zero()?;
-        self.check_upper_bounds()?;
-        let cluster_secret = self.cluster_secret.filter(|s| !s.is_empty());
-        match (&cluster_secret, role) {
-            (None, Role::Gateway | Role::Worker) => return Err(ConfigError::MissingSecret(role)),
-            (Some(s), _) if s.len() < 16 => return Err(ConfigError::WeakSecret),
-            _ => {}
+    /// `CLUSTER_SECRET`: required by gateways and workers, at least 16
+    /// bytes when given; empty counts as unset.
+    fn cluster_secret(&self, role: Role) -> Result<Option<String>, ConfigError> {
+        let secret = self.cluster_secret.clone().filter(|s| !s.is_empty());
+        match (&secret, role) {
+            (None, Role::Gateway | Role::Worker) => Err(ConfigError::MissingSecret(role)),
+            (Some(s), _) if s.len() < 16 => Err(ConfigError::WeakSecret),
+            _ => Ok(secret),
         }
+    }
+
+    /// `CACHE_DIR`, checked usable (with a large enough `CACHE_DISK_BYTES`)
+    /// by the roles that keep a cache; empty counts as unset.
+    fn cache_dir(&self, role: Role) -> Result<Option<std::path::PathBuf>, ConfigError> {
         let cache_dir = Some(self.cache_dir.clone())
             .filter(|d| !d.trim().is_empty())
             .map(std::path::PathBuf::from);
@@ -388,14 +392,15 @@ impl NodeArgs {
             }
             crate::worker::disk::check_dir(dir)?;
         }
-        let max_connections = max_connections(self.max_connections)?;
-        let edge = EdgePolicy {
-            signing: SigningKeys::parse(&self.url_signing_keys).map_err(ConfigError::Edge)?,
-            sources: AllowedSources::parse(&self.allowed_sources).map_err(ConfigError::Edge)?,
-            presets: Presets::parse(&self.presets, self.only_presets).map_err(ConfigError::Edge)?,
-            max_in_flight: self.max_in_flight,
-        };
-        let advertise_ip = match self.advertise_addr {
+        Ok(cache_dir)
+    }
+
+    /// The address other nodes reach us at: `ADVERTISE_ADDR`, else the
+    /// address `HTTP_ADDR` binds, else (bound to every interface) the one
+    /// on the route to the first seed, else the first non-loopback
+    /// interface's.
+    fn advertise_ip(&self, role: Role) -> Result<IpAddr, ConfigError> {
+        Ok(match self.advertise_addr {
             Some(ip) if ip.is_unspecified() => return Err(ConfigError::UnspecifiedAdvertise(ip)),
             Some(ip) => ip,
             None if self.http_addr.ip().is_unspecified() => match route_to_seeds(&self.known_hosts)
@@ -404,7 +409,23 @@ impl NodeArgs {
                 None => default_advertise_ip(self.http_addr.ip(), role)?,
             },
             None => self.http_addr.ip(),
+        })
+    }
+
+    /// Validates the arguments for `role` and fills machine-dependent defaults.
+    pub fn into_config(self, role: Role) -> Result<Config, ConfigError> {
+        self.check_not_zero()?;
+        self.check_upper_bounds()?;
+        let cluster_secret = self.cluster_secret(role)?;
+        let cache_dir = self.cache_dir(role)?;
+        let max_connections = max_connections(self.max_connections)?;
+        let edge = EdgePolicy {
+            signing: SigningKeys::parse(&self.url_signing_keys).map_err(ConfigError::Edge)?,
+            sources: AllowedSources::parse(&self.allowed_sources).map_err(ConfigError::Edge)?,
+            presets: Presets::parse(&self.presets, self.only_presets).map_err(ConfigError::Edge)?,
+            max_in_flight: self.max_in_flight,
         };
+        let advertise_ip = self.advertise_ip(role)?;
         let name = match self.name.filter(|n| !n.trim().is_empty()) {
             Some(n) => n.trim().to_string(),
             None => node_name::default_name(advertise_ip).ok_or(ConfigError::NoName)?,
