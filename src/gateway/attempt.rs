@@ -11,7 +11,7 @@
 //! - the **probe**, to the worker itself: a cache lookup never waits for an
 //!   origin, so a live worker answers it at once even while it fetches a
 //!   slow origin for our request (then we keep waiting for that fill,
-//!   probing again every [`REPROBE_EVERY`]); a worker that does not answer
+//!   probing again after a third of the probe deadline); a worker that does not answer
 //!   it within the probe deadline is frozen or overloaded, and the attempt
 //!   fails, so the caller ejects it and fills on the next worker. Requests
 //!   waiting on one worker share one probe ([`super::probes`]).
@@ -39,8 +39,13 @@ use super::Gateway;
 use crate::cluster::membership::Member;
 use crate::protocol::header::X_CACHE;
 
-/// How often a worker busy with our fill is probed again.
-pub(super) const REPROBE_EVERY: Duration = Duration::from_secs(1);
+/// A worker busy with our fill is probed again after this part of the
+/// probe deadline: a worker that answered a probe and froze just after is
+/// found within a third of the deadline plus the deadline (at the 300 ms
+/// minimum, 400 ms), not a whole second later. Probes are shared by every
+/// request waiting on that worker, so this costs one lookup per worker per
+/// interval while its fills are slow.
+const REPROBE_FRACTION: u32 = 3;
 
 type Pending<'c> =
     Pin<Box<dyn Future<Output = Result<reqwest::Response, Unreachable>> + Send + 'c>>;
@@ -88,13 +93,13 @@ pub(super) async fn attempt<'w>(
         (Err(_), None) => fill.await?,
         (Err(_), Some(next)) => {
             let probe_wait = call.gw.hedge_delay.probe_wait();
-            return race(call, fill, worker, next, probe_wait).await;
+            return race(call, (fill, started), worker, next, probe_wait).await;
         }
     };
     if resp.headers().get(X_CACHE).is_some_and(|v| v == "HIT") {
         call.gw.hedge_delay.observe(started.elapsed());
     }
-    answered(call.gw, resp, worker).await
+    answered(call.gw, resp, worker, started).await
 }
 
 /// The probe of `worker` (a cache lookup that must answer within `wait`),
@@ -137,7 +142,7 @@ fn probe(call: &Call<'_>, worker: &Member, wait: Duration) -> SharedProbe {
 /// Waits for the first good answer among the fill, the hedge and probes.
 async fn race<'w>(
     call: &Call<'_>,
-    mut fill: Pending<'_>,
+    (mut fill, fill_sent): (Pending<'_>, Instant),
     worker: &'w Member,
     next: &'w Member,
     probe_wait: Duration,
@@ -145,6 +150,7 @@ async fn race<'w>(
     // Within the budget only: a burst of slow requests must not double
     // the load on workers that are slow because of it.
     let budget = HedgeBudget::take(&call.gw.hedges_in_flight);
+    let hedged_at = Instant::now();
     let mut hedge: Option<Pending<'_>> = budget.as_ref().map(|_| {
         call.gw.metrics.hedges.inc();
         Box::pin(call.lookup(next)) as Pending<'_>
@@ -153,13 +159,13 @@ async fn race<'w>(
     let mut reprobe_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            resp = &mut fill => return answered(call.gw, resp?, worker).await,
+            resp = &mut fill => return answered(call.gw, resp?, worker, fill_sent).await,
             resp = poll(&mut hedge), if hedge.is_some() => {
                 hedge = None;
                 match resp {
                     Ok(r) if r.status() == reqwest::StatusCode::OK => {
                         call.gw.metrics.hedges_won.inc();
-                        return answered(call.gw, r, next).await;
+                        return answered(call.gw, r, next, hedged_at).await;
                     }
                     Ok(_) => {}
                     Err(e) => worker_failed(call.gw, next, &e, call.request_id),
@@ -169,7 +175,9 @@ async fn race<'w>(
                 probe = None;
                 match found {
                     // Busy with our fill: check on it again later.
-                    Verdict::Alive => reprobe_at = tokio::time::Instant::now() + REPROBE_EVERY,
+                    Verdict::Alive => {
+                        reprobe_at = tokio::time::Instant::now() + probe_wait / REPROBE_FRACTION;
+                    }
                     Verdict::Failed(why) => return Err(Unreachable::Probe(why)),
                 }
             }
@@ -188,12 +196,14 @@ async fn poll<F: Future + Unpin>(slot: &mut Option<F>) -> F::Output {
     }
 }
 
+/// `by`'s answer to a request sent at `sent`, relayed.
 async fn answered<'w>(
     gw: &Gateway,
     resp: reqwest::Response,
     by: &'w Member,
+    sent: Instant,
 ) -> Result<Answered<'w>, Unreachable> {
-    gw.outliers.heard_from(&by.name, Instant::now());
+    gw.outliers.heard_from(&by.name, sent);
     let response = relay(resp).await?;
     Ok(Answered { response, by })
 }

@@ -143,7 +143,7 @@ impl<'a> Call<'a> {
             ))
             .await?;
             gw.hedge_delay.observe(started.elapsed());
-            gw.outliers.heard_from(&name, Instant::now());
+            gw.outliers.heard_from(&name, started);
             Ok(resp)
         }
     }

@@ -70,18 +70,21 @@ impl Outliers {
         Ejection::Ejected(backoff)
     }
 
-    /// Records that `worker` answered some request at `now`.
-    pub fn heard_from(&self, worker: &str, now: Instant) {
+    /// Records that `worker` answered a request sent at `sent`: it was
+    /// working at least until it read that request. The send time, not the
+    /// arrival: an answer that arrives after a probe was sent may have left
+    /// the worker just before it froze, and proves nothing about the probe.
+    pub fn heard_from(&self, worker: &str, sent: Instant) {
         let mut heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
         match heard.get_mut(worker) {
-            Some(at) => *at = (*at).max(now),
+            Some(at) => *at = (*at).max(sent),
             None => {
-                heard.insert(worker.to_string(), now);
+                heard.insert(worker.to_string(), sent);
             }
         }
     }
 
-    /// Whether `worker` answered anything after `since`.
+    /// Whether `worker` answered a request sent after `since`.
     pub fn heard_since(&self, worker: &str, since: Instant) -> bool {
         let heard = self.heard.lock().unwrap_or_else(|e| e.into_inner());
         heard.get(worker).is_some_and(|at| *at > since)
