@@ -24,7 +24,7 @@ secs="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(query_options source_url complete transform)
+    targets=(query_options source_url complete transform avif_container)
 fi
 sanitizer="${FUZZ_SANITIZER:-address}"
 case "${FUZZ_PROFILE:-release}" in

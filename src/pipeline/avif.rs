@@ -56,14 +56,23 @@ pub(crate) fn serve_as_is(opts: &TransformOptions) -> bool {
         && (!CAN_DECODE || opts.quality == DEFAULT_QUALITY)
 }
 
+/// Reads the container (the primary item with its grid, alpha and
+/// transforms, or a sequence's first frame) without decoding anything, and
+/// returns the picture's size as stored. What [`dimensions`] and
+/// [`decode`] start with; public so that the `avif_container` fuzz target
+/// reaches the parser in builds without the AV1 decoder.
+pub fn read_container(src: &[u8]) -> Result<(u32, u32), PipelineError> {
+    let parsed = file::parse(src)?;
+    Ok((parsed.width, parsed.height))
+}
+
 /// The declared size of the picture (before its clean-aperture crop and
 /// rotation), read from the container without decoding, so the pixel
 /// limit is checked before anything is decoded.
 pub(crate) fn dimensions(src: &[u8]) -> Result<(u32, u32), PipelineError> {
     #[cfg(feature = "avif-decode")]
     {
-        let parsed = file::parse(src)?;
-        Ok((parsed.width, parsed.height))
+        read_container(src)
     }
     #[cfg(not(feature = "avif-decode"))]
     {

@@ -75,6 +75,9 @@ fn main() {
         let mut t = vec![0x40 | 31, 0x40 | 15, 0x01 | 0x0c];
         t.extend_from_slice(&bytes);
         write(&root.join("transform"), name, &t);
+        if name.ends_with(".avif") {
+            write(&root.join("avif_container"), name, &bytes);
+        }
     }
     for (i, q) in QUERIES.iter().enumerate() {
         write(&root.join("query_options"), &format!("q{i}"), q.as_bytes());

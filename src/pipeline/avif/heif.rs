@@ -632,6 +632,12 @@ fn coded(file: &[u8], m: &Meta<'_>, id: u32) -> Result<(Coded, (u32, u32)), Pipe
     match m.item_type(id).as_ref() {
         Some(b"av01") => {
             let size = ispe.ok_or_else(|| corrupt("the image has no size (ispe)"))?;
+            if size.0 == 0 || size.1 == 0 {
+                return Err(corrupt(format!(
+                    "the image is {}x{} (ispe)",
+                    size.0, size.1
+                )));
+            }
             Ok((Coded::Single(av1_item(file, m, id)?), size))
         }
         Some(b"grid") => {

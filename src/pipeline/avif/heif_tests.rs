@@ -274,3 +274,14 @@ fn hostile_headers_are_errors_not_panics() {
         let _ = parse(&bad);
     }
 }
+
+#[test]
+fn a_zero_sized_item_is_corrupt() {
+    for (w, h) in [(0, 32), (64, 0), (0, 0)] {
+        let file = Heif::single(Item::av1(1, payload(7), w, h)).build();
+        let Err(err) = parse(&file) else {
+            panic!("a {w}x{h} picture was accepted");
+        };
+        assert!(err.to_string().contains(&format!("{w}x{h}")), "{err}");
+    }
+}
