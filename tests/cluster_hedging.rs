@@ -195,11 +195,7 @@ async fn an_ejected_worker_is_used_again_after_its_backoff() {
     let cluster = Cluster::start(1, 3, &no_gateway_cache()).await;
     let gw = &cluster.gateways[0];
     let urls = warm(gw, &origin, 30).await;
-    let (url, victim) = urls
-        .iter()
-        .find(|(_, w)| w != "worker-0")
-        .cloned()
-        .expect("a key owned by worker-1 or worker-2");
+    let (url, victim) = owned_by_another_than_worker_0(&urls);
     let c = client();
 
     let thaw = Thaw::freeze(cluster.worker(&victim));
@@ -241,11 +237,7 @@ async fn a_failover_fill_does_not_wait_on_the_frozen_owner_for_a_peer_copy() {
     let cluster = Cluster::start(1, 3, &no_gateway_cache()).await;
     let gw = &cluster.gateways[0];
     let urls = warm(gw, &origin, 30).await;
-    let (url, victim) = urls
-        .iter()
-        .find(|(_, w)| w != "worker-0")
-        .cloned()
-        .expect("a key owned by worker-1 or worker-2");
+    let (url, victim) = owned_by_another_than_worker_0(&urls);
     let mut before = std::collections::HashMap::new();
     for w in &cluster.workers {
         let misses = w.metric("img_proxy_cache_peer_fill_misses_total").await;
@@ -281,4 +273,13 @@ fn url_path(url: &str) -> String {
 /// hot images would answer repeated URLs without asking any worker.
 fn no_gateway_cache() -> [(&'static str, String); 1] {
     [("GATEWAY_CACHE_BYTES", "0".into())]
+}
+
+/// A warmed URL and its owner, any worker but worker-0 (the cluster's
+/// gossip seed, kept running).
+fn owned_by_another_than_worker_0(urls: &[(String, String)]) -> (String, String) {
+    urls.iter()
+        .find(|(_, w)| w != "worker-0")
+        .cloned()
+        .expect("a key owned by worker-1 or worker-2")
 }

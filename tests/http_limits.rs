@@ -221,11 +221,7 @@ async fn a_full_pool_answers_503_with_retry_after() {
     origin.hold();
     let tasks = ask_all_at_once(&node, &src, "w", (0..n).map(|i| (20 + i).to_string()));
     // Every request is waiting on the one origin fetch, which is held...
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while node.metric("img_proxy_cache_misses_total").await < n as f64 || origin.hits(&path) == 0 {
-        assert!(Instant::now() < deadline, "requests did not arrive");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_all_wait_on_origin(&node, &origin, &path, n).await;
     assert_eq!(origin.hits(&path), 1);
     // ...and now all of them want a pool thread at once.
     origin.release();
@@ -283,11 +279,7 @@ async fn a_transformation_that_waits_past_queue_timeout_gets_503() {
     let n = threads * 2 + 2;
     origin.hold();
     let tasks = ask_all_at_once(&node, &src, "w", (0..n).map(|i| (20 + i).to_string()));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while node.metric("img_proxy_cache_misses_total").await < n as f64 || origin.hits(&path) == 0 {
-        assert!(Instant::now() < deadline, "requests did not arrive");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_all_wait_on_origin(&node, &origin, &path, n).await;
     origin.release();
     let mut late = Vec::new();
     for t in tasks {
@@ -316,4 +308,14 @@ async fn a_transformation_that_waits_past_queue_timeout_gets_503() {
     assert_eq!(a.status, 200, "w={} when idle: {}", late[0], a.text());
     assert_eq!(a.h("x-cache"), "MISS");
     assert_eq!(origin.hits(&path), 1);
+}
+
+/// Waits until `n` misses reached `node` and the one origin fetch of
+/// `path` (held) has started: then every request waits on that fetch.
+async fn wait_until_all_wait_on_origin(node: &Node, origin: &Origin, path: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while node.metric("img_proxy_cache_misses_total").await < n as f64 || origin.hits(path) == 0 {
+        assert!(Instant::now() < deadline, "requests did not arrive");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -267,18 +267,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn full_queue_is_busy_immediately() {
         let pool = Pool::new(1, 1, NO_DEADLINE);
-        let (release_tx, release_rx) = channel::<()>();
-        let (started_tx, started_rx) = channel::<()>();
-        let p = pool.clone();
-        let running = tokio::spawn(async move {
-            p.run(move || {
-                let _ = started_tx.send(());
-                let _ = release_rx.recv_timeout(Duration::from_secs(10));
-                1
-            })
-            .await
-        });
-        started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let (release_tx, running) = hold_thread(&pool);
         // thread busy; one job fits in the queue, the next one does not
         let p = pool.clone();
         let queued = tokio::spawn(async move { p.run(|| 2).await });
@@ -287,7 +276,7 @@ mod tests {
         assert_eq!(pool.run(|| 3).await, Err(PoolError::Busy));
         assert!(t0.elapsed() < Duration::from_secs(1));
         release_tx.send(()).unwrap();
-        assert_eq!(running.await.unwrap(), Ok(1));
+        assert_eq!(running.await.unwrap(), Ok(()));
         assert_eq!(queued.await.unwrap(), Ok(2));
     }
 

@@ -259,18 +259,23 @@ mod tests {
         assert!(ay > 0.9, "{ay}");
     }
 
+    /// Paints `textured` over `(x0, y0, x1, y1)` of a `width`-wide scene.
+    fn paint_textured(px: &mut Pixels, width: u32, (x0, y0, x1, y1): (u32, u32, u32, u32)) {
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let i = ((y * width + x) * 3) as usize;
+                px.data[i..i + 3].copy_from_slice(&textured(x, y));
+            }
+        }
+    }
+
     #[test]
     fn a_subject_is_kept_off_the_crop_s_edge() {
         // A textured subject at 300..400 of 800, and a speck at 20..30: a
         // plain total would take both, leaving the subject at the border
         // of a flush-left crop; the edge weights centre the subject.
         let mut px = scene(800, 400, (300, 150, 400, 250), textured);
-        for y in 195..205u32 {
-            for x in 20..30u32 {
-                let i = ((y * 800 + x) * 3) as usize;
-                px.data[i..i + 3].copy_from_slice(&textured(x, y));
-            }
-        }
+        paint_textured(&mut px, 800, (20, 195, 30, 205));
         let (ax, _) = anchor(&px, 0.5, 1.0);
         // The subject's middle (350) in the middle half of the crop.
         let left = ax * 400.0;
@@ -280,12 +285,7 @@ mod tests {
     #[test]
     fn a_subject_near_the_centre_beats_a_slightly_larger_one_at_the_border() {
         let mut px = scene(800, 400, (0, 140, 110, 260), textured);
-        for y in 140..260u32 {
-            for x in 450..550u32 {
-                let i = ((y * 800 + x) * 3) as usize;
-                px.data[i..i + 3].copy_from_slice(&textured(x, y));
-            }
-        }
+        paint_textured(&mut px, 800, (450, 140, 550, 260));
         // A 300-pixel-wide crop holds one of them: the central one.
         let (ax, _) = anchor(&px, 300.0 / 800.0, 1.0);
         let left = ax * 500.0;
