@@ -19,7 +19,8 @@
 #       stime from /proc) per request, and the gateway/standalone ratio.
 #
 # Env: BIN (target/release/img-proxy), OUT (/tmp/gateway-cpu), PHOTO (a JPEG;
-# default: one made from docs/smart-crop with `img-proxy transform`).
+# default: one made from docs/smart-crop with `img-proxy transform`),
+# NODE_ENV (more settings for every node, e.g. "IO_THREADS=1").
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$HERE")
@@ -52,7 +53,7 @@ common_env() {
 # start NAME ROLE HTTP_PORT GOSSIP_PORT SEED WRAP... ; echoes the pid
 start() {
     local name=$1 role=$2 hp=$3 gp=$4 seed=$5; shift 5
-    env $(common_env) NAME="$name" HTTP_ADDR="127.0.0.1:$hp" GOSSIP_ADDR="127.0.0.1:$gp" \
+    env $(common_env) ${NODE_ENV:-} NAME="$name" HTTP_ADDR="127.0.0.1:$hp" GOSSIP_ADDR="127.0.0.1:$gp" \
         KNOWN_HOSTS="$seed" GATEWAY_CACHE_BYTES=0 \
         "$@" "$BIN" "$role" >"$OUT/$name.log" 2>&1 &
     echo $!

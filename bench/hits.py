@@ -17,8 +17,15 @@ GATEWAY_CACHE_BYTES=0 (every hit crosses to the worker) and with the
 default gateway cache (64MiB), whose CPU is given for both processes and
 for the gateway alone.
 
+The img-proxy nodes run with IO_THREADS=1, as nginx runs one worker
+process: on this 2-core machine wrk takes a core, and a second runtime
+thread competing with it for the other costs more CPU per request than
+it serves (its wake-ups); one more row shows a standalone node with the
+default (one thread per CPU), so the difference is in every table.
+
 Usage: bench/hits.py        (or `bench/suite.py hits`)
-Env:   ROUNDS (3), HIT_SECONDS (5), IMG_PROXY_BIN
+Env:   ROUNDS (3), HIT_SECONDS (5), IMG_PROXY_BIN, IO_THREADS (1, for the
+       img-proxy nodes)
 """
 
 import os
@@ -33,6 +40,7 @@ import benchlib  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 SECONDS = float(os.environ.get("HIT_SECONDS", "5"))
+IO_THREADS = os.environ.get("IO_THREADS", "1")
 TARGET_BYTES = 44_000
 
 
@@ -103,17 +111,23 @@ def start_systems(data):
     benchlib.wait_port(vport, "varnish", varnish)
     source = f"http://127.0.0.1:{origin.port}/hit.jpg"
     image = "/image?url=" + urllib.parse.quote(source, safe="")
-    standalone = benchlib.Node("standalone")
-    bare = benchlib.Cluster(1, gateway_env={"GATEWAY_CACHE_BYTES": "0"})
-    cached = benchlib.Cluster(1)
+    threads = {"IO_THREADS": IO_THREADS}
+    standalone = benchlib.Node("standalone", env=threads)
+    default_threads = benchlib.Node("standalone-default-threads")
+    bare = benchlib.Cluster(1, gateway_env={"GATEWAY_CACHE_BYTES": "0"}, env=threads)
+    cached = benchlib.Cluster(1, env=threads)
     systems = [
         System("nginx static file (sendfile, 1 worker)", static.url("/hit.jpg"), [("", static.proc.pid)]),
         System("nginx proxy_cache in front of an origin", proxy.url("/hit.jpg"), [("", proxy.proc.pid)]),
         System("varnish (malloc)", f"http://127.0.0.1:{vport}/hit.jpg", [("", varnish.pid)]),
-        System("img-proxy standalone", standalone.url(image), [("", standalone.proc.pid)]),
+        System(f"img-proxy standalone, IO_THREADS={IO_THREADS}", standalone.url(image),
+               [("", standalone.proc.pid)]),
+        System(f"img-proxy standalone, IO_THREADS default ({os.cpu_count()}, one per CPU)",
+               default_threads.url(image), [("", default_threads.proc.pid)]),
     ]
     for label, c in (("GATEWAY_CACHE_BYTES=0", bare), ("gateway cache 64MiB", cached)):
-        systems.append(System(f"img-proxy 1 gateway + 1 worker, {label}", c.gateway.url(image),
+        systems.append(System(f"img-proxy 1 gateway + 1 worker, IO_THREADS={IO_THREADS}, {label}",
+                              c.gateway.url(image),
                               [("gateway", c.gateway.proc.pid), ("worker", c.workers[0].proc.pid)]))
     return systems
 

@@ -211,6 +211,12 @@ pub struct NodeArgs {
     #[arg(long, env = "MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
+    /// Threads that serve HTTP, gossip and the calls between nodes; image
+    /// work has a pool of its own (one thread per CPU). At most 1024
+    /// [default: the number of CPUs].
+    #[arg(long, env = "IO_THREADS")]
+    pub io_threads: Option<usize>,
+
     /// Comma-separated keys for signed URLs; when set, `/image` requires a
     /// valid `sig` (any key verifies, for rotation). Each at least 16 characters.
     #[arg(
@@ -304,6 +310,8 @@ pub struct Config {
     pub header_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
     pub max_connections: usize,
+    /// `IO_THREADS`: the async runtime's worker threads.
+    pub io_threads: usize,
     pub edge: EdgePolicy,
     pub max_origin_fetches: usize,
     pub max_fetches_per_host: usize,
@@ -340,6 +348,8 @@ pub enum ConfigError {
     UnspecifiedAdvertise(IpAddr),
     #[error("{0}")]
     Edge(String),
+    #[error("IO_THREADS {0} is more than {MAX_IO_THREADS}")]
+    TooManyIoThreads(usize),
     #[error("MAX_CONNECTIONS {max} leaves too few of the {limit} file descriptors (RLIMIT_NOFILE) for origin, worker and gossip sockets; use at most {most} or raise the limit")]
     TooManyConnections { max: usize, limit: u64, most: u64 },
 }
@@ -467,6 +477,7 @@ impl NodeArgs {
             header_read_timeout: self.header_read_timeout,
             keep_alive_timeout: self.keep_alive_timeout,
             max_connections,
+            io_threads: io_threads(self.io_threads)?,
             edge,
             max_origin_fetches: self.max_origin_fetches,
             max_fetches_per_host: self.max_fetches_per_host,
@@ -507,6 +518,20 @@ fn not_zero_time(name: &'static str, value: Duration) -> Result<(), ConfigError>
     match value.is_zero() {
         true => Err(ConfigError::Zero(name)),
         false => Ok(()),
+    }
+}
+
+/// Most `IO_THREADS`: far more than any machine's CPUs, so a larger value
+/// is a typo, not a choice.
+const MAX_IO_THREADS: usize = 1024;
+
+/// `IO_THREADS`, or one per CPU.
+fn io_threads(explicit: Option<usize>) -> Result<usize, ConfigError> {
+    match explicit {
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        Some(0) => Err(ConfigError::Zero("IO_THREADS")),
+        Some(n) if n > MAX_IO_THREADS => Err(ConfigError::TooManyIoThreads(n)),
+        Some(n) => Ok(n),
     }
 }
 
@@ -799,6 +824,22 @@ mod tests {
         assert!(err.contains("CACHE_TTL"), "{err}");
         let err = parse(&["--log-format", "xml"]).unwrap_err().to_string();
         assert!(err.contains("LOG_FORMAT"), "{err}");
+    }
+
+    #[test]
+    fn io_threads_default_to_the_cpus_and_are_bounded() {
+        let config = |args: &[&str]| {
+            let mut all = vec!["--name", "n"];
+            all.extend_from_slice(args);
+            parse(&all).unwrap().node.into_config(Role::Standalone)
+        };
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(config(&[]).unwrap().io_threads, cpus);
+        assert_eq!(config(&["--io-threads", "3"]).unwrap().io_threads, 3);
+        for bad in ["0", "1025"] {
+            let err = config(&["--io-threads", bad]).unwrap_err().to_string();
+            assert!(err.contains("IO_THREADS"), "{bad}: {err}");
+        }
     }
 
     #[test]

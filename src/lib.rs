@@ -32,7 +32,10 @@
 //! - [`probe`]: `img-proxy probe URL`, the image's own healthcheck.
 //! - [`warm`]: `img-proxy warm URLS.txt --gateway ...`, fills the caches
 //!   from a list of URLs.
+//! - [`allocator`]: the process's allocator (mimalloc for small blocks,
+//!   glibc for large buffers), which the binary installs.
 
+pub mod allocator;
 pub mod cluster;
 pub mod config;
 pub mod edge;

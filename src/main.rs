@@ -7,6 +7,11 @@ use clap::Parser;
 use img_proxy::cluster::Role;
 use img_proxy::config::{Cli, Command, Config};
 
+/// mimalloc for small blocks, glibc for large buffers: see
+/// [`img_proxy::allocator`] for why and the measurements.
+#[global_allocator]
+static GLOBAL: img_proxy::allocator::Allocator = img_proxy::allocator::Allocator;
+
 fn main() -> ExitCode {
     tune_allocator();
     let cli = match Cli::try_parse() {
@@ -91,6 +96,7 @@ fn run_tool(tool: Command) -> ExitCode {
 /// Runs a gateway, worker or standalone node until it is told to stop.
 fn run_node(config: Config) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.io_threads)
         .enable_all()
         .build()
     {
@@ -109,8 +115,9 @@ fn run_node(config: Config) -> ExitCode {
     }
 }
 
-/// Gives every allocation over 4 MiB (decoded frames of large photos) its
-/// own mapping, returned to the system when freed.
+/// Gives every glibc allocation over 4 MiB (decoded frames of large
+/// photos, which [`img_proxy::allocator`] leaves to glibc, and the C
+/// codecs' own buffers) its own mapping, returned to the system when freed.
 ///
 /// glibc raises its mmap threshold after the first such buffer is freed and
 /// then serves later frames from its per-thread arenas, where overlapping
@@ -123,7 +130,7 @@ fn run_node(config: Config) -> ExitCode {
 /// (1 MiB made the 800 px WebP benchmark batch 4% slower; 4 MiB, 0%).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_allocator() {
-    const MMAP_THRESHOLD: libc::c_int = 4 << 20;
+    const MMAP_THRESHOLD: libc::c_int = img_proxy::allocator::LARGE as libc::c_int;
     // SAFETY: mallopt only changes allocator parameters; it is called
     // first thing in main, before any other thread exists. A zero return
     // (refused) leaves glibc's defaults, which are merely less frugal.

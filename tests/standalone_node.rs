@@ -29,6 +29,29 @@ async fn a_standalone_node_fetches_once_and_then_answers_from_its_cache() {
     assert_eq!(origin.hits("/img/solo.png"), 1);
 }
 
+/// Threads of process `pid` whose name is `name` (`/proc/<pid>/task/*/comm`).
+fn threads_named(pid: u32, name: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|comm| comm.trim() == name)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn io_threads_sets_how_many_threads_serve_http() {
+    let origin = Origin::start().await;
+    let source = origin.url("/img/threads.png");
+    for threads in [1usize, 3] {
+        let node = Node::spawn("", "threads", &[("IO_THREADS", threads.to_string())]);
+        node.wait_up().await;
+        let r = get_image(&node, &source, &[]).await;
+        assert_eq!(r.status(), 200);
+        let pid = node.child.as_ref().and_then(|c| c.id()).expect("node runs");
+        assert_eq!(threads_named(pid, "tokio-rt-worker"), threads);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_names_the_node_as_its_only_member() {
     let node = solo().await;
@@ -43,6 +66,36 @@ async fn health_names_the_node_as_its_only_member() {
     assert_eq!(health["name"], "solo");
     assert_eq!(health["role"], "standalone");
     assert_eq!(health["members"][0]["name"], "solo");
+}
+
+/// The edge checks wrap only the methods `/image` serves: any other method
+/// is 405 with the methods it allows, even where the checks would refuse
+/// the request (here: no URL signature), and reaches no origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_image_does_not_serve_is_405_before_the_edge_checks() {
+    let origin = Origin::start().await;
+    let keys = ("URL_SIGNING_KEYS", "k".repeat(32));
+    let node = Node::spawn("", "methods", &[keys]);
+    node.wait_up().await;
+    let source = origin.url("/img/methods.png");
+    let r = client()
+        .post(node.url("/image"))
+        .query(&[("url", &source)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let allow = header(&r, "allow");
+    assert!(allow.contains("GET") && allow.contains("DELETE"), "{allow}");
+    // The same request as a GET meets the signature check.
+    let r = client()
+        .get(node.url("/image"))
+        .query(&[("url", &source)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(origin.hits("/img/methods.png"), 0);
 }
 
 /// No secret, no internal API.

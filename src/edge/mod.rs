@@ -27,7 +27,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::Router;
+use axum::routing::MethodRouter;
 
 use error::EdgeError;
 use in_flight::InFlight;
@@ -50,32 +50,41 @@ pub struct EdgePolicy {
 }
 
 /// Wraps the public image routes in the edge checks, and counts what they
-/// refuse.
-pub fn guard(routes: Router, policy: &EdgePolicy, metrics: EdgeMetrics) -> Router {
-    let mut r = routes.layer(middleware::from_fn_with_state(
+/// refuse. The checks are route layers of the routes' own method router
+/// (not a router nested in another): a request is routed once, and a
+/// method the routes do not serve is answered 405 without them.
+pub fn guard<S>(
+    routes: MethodRouter<S>,
+    policy: &EdgePolicy,
+    metrics: EdgeMetrics,
+) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let mut r = routes.route_layer(middleware::from_fn_with_state(
         Arc::new(InFlight::new(policy.max_in_flight)),
         in_flight::limit,
     ));
     if let Some(sources) = &policy.sources {
-        r = r.layer(middleware::from_fn_with_state(
+        r = r.route_layer(middleware::from_fn_with_state(
             Arc::new(sources.clone()),
             sources::require,
         ));
     }
     if policy.presets.is_active() {
-        r = r.layer(middleware::from_fn_with_state(
+        r = r.route_layer(middleware::from_fn_with_state(
             Arc::new(policy.presets.clone()),
             presets::expand,
         ));
     }
     if let Some(keys) = &policy.signing {
-        r = r.layer(middleware::from_fn_with_state(
+        r = r.route_layer(middleware::from_fn_with_state(
             Arc::new(keys.clone()),
             signature::require,
         ));
     }
-    r.layer(middleware::from_fn(url_length::limit))
-        .layer(middleware::from_fn_with_state(metrics, count_refusals))
+    r.route_layer(middleware::from_fn(url_length::limit))
+        .route_layer(middleware::from_fn_with_state(metrics, count_refusals))
 }
 
 /// Counts refusals by kind (`img_proxy_requests_refused_total`); the kind

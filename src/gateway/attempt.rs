@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use futures::FutureExt;
 use tokio::time::{sleep_until, timeout};
@@ -35,6 +35,7 @@ use tracing::warn;
 use super::internal::{relay, Call, Unreachable};
 use super::outliers::Ejection;
 use super::probes::{SharedProbe, Verdict};
+use super::worker_client::WorkerAnswer;
 use super::Gateway;
 use crate::cluster::membership::Member;
 use crate::protocol::header::X_CACHE;
@@ -47,8 +48,7 @@ use crate::protocol::header::X_CACHE;
 /// interval while its fills are slow.
 const REPROBE_FRACTION: u32 = 3;
 
-type Pending<'c> =
-    Pin<Box<dyn Future<Output = Result<reqwest::Response, Unreachable>> + Send + 'c>>;
+type Pending<'c> = Pin<Box<dyn Future<Output = Result<WorkerAnswer, Unreachable>> + Send + 'c>>;
 
 /// Hedges one gateway may have in flight at once.
 pub(super) const MAX_HEDGES_IN_FLIGHT: usize = 8;
@@ -96,10 +96,10 @@ pub(super) async fn attempt<'w>(
             return race(call, (fill, started), worker, next, probe_wait).await;
         }
     };
-    if resp.headers().get(X_CACHE).is_some_and(|v| v == "HIT") {
+    if resp.headers.get(X_CACHE).is_some_and(|v| v == "HIT") {
         call.gw.hedge_delay.observe(started.elapsed());
     }
-    answered(call.gw, resp, worker, started).await
+    Ok(answered(call.gw, resp, worker, started))
 }
 
 /// The probe of `worker` (a cache lookup that must answer within `wait`),
@@ -159,13 +159,13 @@ async fn race<'w>(
     let mut reprobe_at = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            resp = &mut fill => return answered(call.gw, resp?, worker, fill_sent).await,
+            resp = &mut fill => return Ok(answered(call.gw, resp?, worker, fill_sent)),
             resp = poll(&mut hedge), if hedge.is_some() => {
                 hedge = None;
                 match resp {
-                    Ok(r) if r.status() == reqwest::StatusCode::OK => {
+                    Ok(r) if r.status == StatusCode::OK => {
                         call.gw.metrics.hedges_won.inc();
-                        return answered(call.gw, r, next, hedged_at).await;
+                        return Ok(answered(call.gw, r, next, hedged_at));
                     }
                     Ok(_) => {}
                     Err(e) => worker_failed(call.gw, next, &e, call.request_id),
@@ -197,15 +197,12 @@ async fn poll<F: Future + Unpin>(slot: &mut Option<F>) -> F::Output {
 }
 
 /// `by`'s answer to a request sent at `sent`, relayed.
-async fn answered<'w>(
-    gw: &Gateway,
-    resp: reqwest::Response,
-    by: &'w Member,
-    sent: Instant,
-) -> Result<Answered<'w>, Unreachable> {
+fn answered<'w>(gw: &Gateway, resp: WorkerAnswer, by: &'w Member, sent: Instant) -> Answered<'w> {
     gw.outliers.heard_from(&by.name, sent);
-    let response = relay(resp).await?;
-    Ok(Answered { response, by })
+    Answered {
+        response: relay(resp),
+        by,
+    }
 }
 
 /// Ejects `worker` for a back-off (unless it already is) and says why.

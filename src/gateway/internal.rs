@@ -9,17 +9,17 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use axum::response::Response;
 use bytes::Bytes;
-use reqwest::Method;
+use http_body_util::Full;
 use url::Url;
 
+use super::worker_client::{ClientError, WorkerAnswer};
 use super::Gateway;
 use crate::cluster::auth;
 use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::Member;
-use crate::error_chain::one_line;
 use crate::protocol::header::{CLUSTER_AUTH, RELAYED, X_REQUEST_ID, X_UNREACHABLE_WORKERS};
 use crate::protocol::{Product, RequestId, LOOKUP_PATH};
 
@@ -29,10 +29,9 @@ pub(super) const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why a worker did not answer; the gateway then tries the next one.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum Unreachable {
-    /// Refused, reset, timed out...: the message names the cause, not
-    /// only reqwest's "error sending request".
-    #[error("{}", one_line(.0))]
-    Transport(#[from] reqwest::Error),
+    /// Refused, reset, timed out, cut off...: the message names the cause.
+    #[error(transparent)]
+    Transport(#[from] ClientError),
     #[error("worker refused our credentials")]
     Unauthorized,
     #[error("worker address {0} does not form a URL")]
@@ -99,23 +98,15 @@ impl<'a> Call<'a> {
         &self,
         worker: &Member,
         passed_over: Option<&HeaderValue>,
-    ) -> Result<reqwest::Response, Unreachable> {
-        let url = self.gw.fill_urls.get(worker)?;
+    ) -> Result<WorkerAnswer, Unreachable> {
+        let uri = self.gw.fill_urls.get(worker)?;
         let body = self.fill_body.clone();
         let timeout = self.gw.fill_timeout;
-        let mut req = signed(
-            self.gw,
-            self.keys,
-            Method::POST,
-            url,
-            body,
-            self.request_id,
-            timeout,
-        );
+        let mut req = signed(self.keys, Method::POST, uri, body, self.request_id, timeout);
         if let Some(names) = passed_over {
             req = req.header(X_UNREACHABLE_WORKERS, names.clone());
         }
-        send(req).await
+        send(self.gw, req).await
     }
 
     /// `GET /v1/image`: the cached image or 404, never an origin fetch.
@@ -124,23 +115,25 @@ impl<'a> Call<'a> {
     pub fn lookup(
         &self,
         worker: &Member,
-    ) -> impl Future<Output = Result<reqwest::Response, Unreachable>> + Send + 'static {
-        let url = endpoint(worker, self.lookup_target());
+    ) -> impl Future<Output = Result<WorkerAnswer, Unreachable>> + Send + 'static {
+        let uri = endpoint(worker, self.lookup_target());
         let gw = Arc::clone(self.gw);
         let keys = self.keys.clone();
         let request_id = self.request_id.clone();
         let name = worker.name.clone();
         async move {
             let started = Instant::now();
-            let resp = send(signed(
+            let resp = send(
                 &gw,
-                &keys,
-                Method::GET,
-                url?,
-                Bytes::new(),
-                &request_id,
-                LOOKUP_TIMEOUT,
-            ))
+                signed(
+                    &keys,
+                    Method::GET,
+                    uri?,
+                    Bytes::new(),
+                    &request_id,
+                    LOOKUP_TIMEOUT,
+                ),
+            )
             .await?;
             gw.hedge_delay.observe(started.elapsed());
             gw.outliers.heard_from(&name, started);
@@ -149,23 +142,39 @@ impl<'a> Call<'a> {
     }
 }
 
-pub(super) fn endpoint(worker: &Member, target: &str) -> Result<Url, Unreachable> {
-    Url::parse(&format!("http://{}{target}", worker.http_addr))
+/// `http://<worker><target>`, `target` being a path and query.
+pub(super) fn endpoint(worker: &Member, target: &str) -> Result<Uri, Unreachable> {
+    format!("http://{}{target}", worker.http_addr)
+        .parse()
         .map_err(|_| Unreachable::BadAddress(worker.http_addr.to_string()))
 }
 
-/// One signed internal request, ready to send.
+/// One signed internal request and its deadline, ready to send.
+pub(super) struct Outgoing {
+    request: Request<Full<Bytes>>,
+    deadline: Duration,
+}
+
+impl Outgoing {
+    /// Adds a header (one the signature does not cover).
+    pub fn header(mut self, name: &'static str, value: HeaderValue) -> Outgoing {
+        self.request.headers_mut().insert(name, value);
+        self
+    }
+}
+
+/// Signs a request to a worker (see [`auth`]); `timeout` covers its whole
+/// answer.
 pub(super) fn signed(
-    gw: &Gateway,
     keys: &ClusterKeys,
     method: Method,
-    url: Url,
+    uri: Uri,
     body: Bytes,
     request_id: &RequestId,
     timeout: Duration,
-) -> reqwest::RequestBuilder {
-    // The path and the query as sent (our URLs have no fragment).
-    let path_and_query = &url[url::Position::BeforePath..url::Position::AfterQuery];
+) -> Outgoing {
+    // The path and the query as sent.
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
     let signature = auth::sign(
         keys,
         method.as_str(),
@@ -173,41 +182,50 @@ pub(super) fn signed(
         &body,
         auth::unix_now(),
     );
-    let mut req = gw
-        .client
-        .request(method, url)
-        .timeout(timeout)
-        .header(CLUSTER_AUTH, signature)
-        .header(X_REQUEST_ID, &request_id.0);
-    if !body.is_empty() {
-        req = req.header("content-type", "application/json").body(body);
+    let has_body = !body.is_empty();
+    let mut request = Request::new(Full::new(body));
+    let headers = request.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&signature) {
+        headers.insert(CLUSTER_AUTH, v);
     }
-    req
+    // Request ids are checked where they enter (see `RequestId`); one that
+    // is not a header value is simply not passed on.
+    if let Ok(v) = HeaderValue::from_str(&request_id.0) {
+        headers.insert(X_REQUEST_ID, v);
+    }
+    if has_body {
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+    }
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    Outgoing {
+        request,
+        deadline: timeout,
+    }
 }
 
-/// Sends one internal request; a 401 is an error (our credentials).
-pub(super) async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, Unreachable> {
-    let resp = req.send().await?;
-    if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+/// Sends one internal request and reads its answer; a 401 is an error (our
+/// credentials).
+pub(super) async fn send(gw: &Gateway, req: Outgoing) -> Result<WorkerAnswer, Unreachable> {
+    let answer = gw.client.send(req.request, req.deadline).await?;
+    if answer.status == StatusCode::UNAUTHORIZED {
         return Err(Unreachable::Unauthorized);
     }
-    Ok(resp)
+    Ok(answer)
 }
 
-/// Turns a worker's answer into ours, reading the whole body first so that
-/// a worker dying mid-answer is a failover, not a truncated image.
-pub(super) async fn relay(resp: reqwest::Response) -> Result<Response, Unreachable> {
-    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+/// Turns a worker's (whole) answer into ours: a worker dying mid-answer
+/// was already a failover, never a truncated image.
+pub(super) fn relay(answer: WorkerAnswer) -> Response {
     // Only the relayed headers are kept (values share the answer's bytes).
     let mut headers = HeaderMap::with_capacity(RELAYED.len());
     for name in RELAYED {
-        if let Some(v) = resp.headers().get(name) {
+        if let Some(v) = answer.headers.get(name) {
             headers.insert(HeaderName::from_static(name), v.clone());
         }
     }
-    let body = resp.bytes().await?;
-    let mut out = Response::new(Body::from(body));
-    *out.status_mut() = status;
+    let mut out = Response::new(Body::from(answer.body));
+    *out.status_mut() = answer.status;
     *out.headers_mut() = headers;
-    Ok(out)
+    out
 }

@@ -22,6 +22,7 @@ mod merge;
 mod outliers;
 mod probes;
 mod purge;
+mod worker_client;
 mod worker_urls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, get_service};
+use axum::routing::{get, MethodRouter};
 use axum::{Extension, Router};
 
 pub use client_hints::{ClientHints, ACCEPT_CH, DPR_BUCKETS, WIDTH_BUCKETS};
@@ -63,7 +64,7 @@ pub enum Backends {
 /// A gateway's state, shared by its handlers.
 pub struct Gateway {
     backends: Backends,
-    client: reqwest::Client,
+    client: worker_client::WorkerClient,
     metrics: GatewayMetrics,
     /// Deadline for asking a worker to fetch: the origin deadline plus room
     /// for queueing and transforming.
@@ -101,20 +102,11 @@ impl Gateway {
         purges: Arc<PurgeList>,
         client_hints: ClientHints,
         cache_bytes: u64,
-    ) -> Result<Arc<Gateway>, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(1))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            // No retries inside the client (the gateway fails over itself),
-            // and no copy of every request kept for one.
-            .retry(reqwest::retry::never().max_retries_per_request(0))
-            .build()?;
+    ) -> Arc<Gateway> {
         let hot = hot_cache::HotCache::new(cache_bytes, Arc::clone(&purges), metrics.clone());
-        Ok(Arc::new(Gateway {
+        Arc::new(Gateway {
             backends,
-            client,
+            client: Default::default(),
             metrics,
             fill_timeout: fetch_timeout + Duration::from_secs(30),
             admin_token,
@@ -127,7 +119,7 @@ impl Gateway {
             hedges_in_flight: Default::default(),
             hot,
             fill_urls: Default::default(),
-        }))
+        })
     }
 
     /// The workers this gateway can route to, for the live-workers gauge.
@@ -158,18 +150,14 @@ impl Gateway {
 /// derives) behind `guard` (the edge's request checks: signature, sources,
 /// presets...), and `DELETE /image` (purge), which `ADMIN_TOKEN`
 /// authenticates instead, so a purge needs no URL signature.
-pub fn routes(gateway: Arc<Gateway>, guard: impl FnOnce(Router) -> Router) -> Router {
-    let serve = Router::new()
-        .route(PUBLIC_IMAGE_PATH, get(image))
-        .route(PUBLIC_INFO_PATH, get(info))
-        .with_state(Arc::clone(&gateway));
-    let guarded = guard(serve);
+pub fn routes(
+    gateway: Arc<Gateway>,
+    guard: impl Fn(MethodRouter<Arc<Gateway>>) -> MethodRouter<Arc<Gateway>>,
+) -> Router {
     Router::new()
-        .route(
-            PUBLIC_IMAGE_PATH,
-            get_service(guarded.clone()).delete(purge::purge),
-        )
-        .route(PUBLIC_INFO_PATH, get_service(guarded))
+        // The guard's layers wrap only the methods routed before it.
+        .route(PUBLIC_IMAGE_PATH, guard(get(image)).delete(purge::purge))
+        .route(PUBLIC_INFO_PATH, guard(get(info)))
         .with_state(gateway)
 }
 

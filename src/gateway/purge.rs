@@ -17,15 +17,14 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use bytes::Bytes;
-use reqwest::Method;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::internal::{send, signed, LOOKUP_TIMEOUT};
+use super::internal::{endpoint, send, signed, LOOKUP_TIMEOUT};
 use super::{Backends, Gateway};
 use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::{Member, Membership};
@@ -144,26 +143,24 @@ async fn purge_on(
     at_ms: u64,
     request_id: &RequestId,
 ) -> Option<usize> {
-    let mut endpoint = Url::parse(&format!("http://{}{FILL_PATH}", worker.http_addr)).ok()?;
-    endpoint
-        .query_pairs_mut()
+    let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("url", url.as_str())
-        .append_pair("at", &at_ms.to_string());
-    let resp = send(signed(
-        gw,
+        .append_pair("at", &at_ms.to_string())
+        .finish();
+    let uri = endpoint(worker, &format!("{FILL_PATH}?{query}")).ok()?;
+    let request = signed(
         keys,
         Method::DELETE,
-        endpoint,
+        uri,
         Bytes::new(),
         request_id,
         LOOKUP_TIMEOUT,
-    ))
-    .await
-    .ok()?;
-    if !resp.status().is_success() {
+    );
+    let resp = send(gw, request).await.ok()?;
+    if !resp.status.is_success() {
         return None;
     }
-    let body: serde_json::Value = resp.json().await.ok()?;
+    let body: serde_json::Value = serde_json::from_slice(&resp.body).ok()?;
     body["removed"].as_u64().map(|n| n as usize)
 }
 

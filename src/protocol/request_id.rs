@@ -16,8 +16,20 @@ impl RequestId {
         let id = headers
             .get(X_REQUEST_ID)
             .and_then(sane)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+            .unwrap_or_else(RequestId::fresh);
         RequestId(id)
+    }
+
+    /// A random (version 4) UUID without dashes. Its bytes come from the
+    /// thread's generator (seeded from the OS), not from `getrandom` on
+    /// every request, which `Uuid::new_v4` calls: a system call per cached
+    /// image served.
+    pub fn fresh() -> String {
+        let bytes: [u8; 16] = rand::random();
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .simple()
+            .to_string()
     }
 }
 
@@ -50,5 +62,14 @@ mod tests {
         assert_ne!(id_for("a b"), "a b");
         assert_ne!(id_for(&"a".repeat(65)), "a".repeat(65));
         assert_eq!(RequestId::from_headers(&HeaderMap::new()).0.len(), 32);
+    }
+
+    #[test]
+    fn fresh_ids_are_version_4_uuids_and_differ() {
+        let (a, b) = (RequestId::fresh(), RequestId::fresh());
+        assert_ne!(a, b);
+        let parsed = uuid::Uuid::parse_str(&a).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_eq!(a, parsed.simple().to_string());
     }
 }

@@ -72,7 +72,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let gateway = match metrics.gateway.clone().filter(|_| has_gateway) {
         Some(gateway_metrics) => {
             let backends = backends(&cfg, &worker, &membership, &keys)?;
-            Some(build_gateway(&cfg, backends, gateway_metrics, &purges)?)
+            Some(build_gateway(&cfg, backends, gateway_metrics, &purges))
         }
         None => None,
     };
@@ -122,7 +122,7 @@ fn build_gateway(
     backends: Backends,
     metrics: GatewayMetrics,
     purges: &Arc<PurgeList>,
-) -> anyhow::Result<Arc<Gateway>> {
+) -> Arc<Gateway> {
     let client_hints = match cfg.client_hints {
         true => gateway::ClientHints::On,
         false => gateway::ClientHints::Off,
@@ -136,7 +136,6 @@ fn build_gateway(
         client_hints,
         cfg.gateway_cache_bytes,
     )
-    .context("cannot build the HTTP client")
 }
 
 /// A worker's hand-off on its way out (`HANDOFF_TIMEOUT`).

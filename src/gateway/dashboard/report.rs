@@ -3,16 +3,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::http::Method;
 use bytes::Bytes;
-use reqwest::Method;
 use serde::Serialize;
-use url::Url;
 
 use super::hash_share;
 use crate::cluster::keys::ClusterKeys;
 use crate::cluster::membership::{KnownNode, Liveness, Member, Membership};
 use crate::cluster::Role;
-use crate::gateway::internal::{send, signed};
+use crate::gateway::internal::{endpoint, send, signed};
 use crate::gateway::{Backends, Gateway};
 use crate::metrics::WorkerLabel;
 use crate::protocol::{RequestId, WorkerStats, STATS_PATH};
@@ -211,22 +210,12 @@ async fn worker_stats(
     keys: &ClusterKeys,
     worker: &Member,
 ) -> Result<WorkerStats, String> {
-    let url = Url::parse(&format!("http://{}{STATS_PATH}", worker.http_addr))
-        .map_err(|e| format!("bad address: {e}"))?;
-    let id = RequestId(format!("dashboard-{}", uuid::Uuid::new_v4().simple()));
-    let resp = send(signed(
-        gw,
-        keys,
-        Method::GET,
-        url,
-        Bytes::new(),
-        &id,
-        STATS_TIMEOUT,
-    ))
-    .await
-    .map_err(|e| e.to_string())?;
-    if !resp.status().is_success() {
-        return Err(format!("answered {}", resp.status()));
+    let uri = endpoint(worker, STATS_PATH).map_err(|e| e.to_string())?;
+    let id = RequestId(format!("dashboard-{}", RequestId::fresh()));
+    let request = signed(keys, Method::GET, uri, Bytes::new(), &id, STATS_TIMEOUT);
+    let resp = send(gw, request).await.map_err(|e| e.to_string())?;
+    if !resp.status.is_success() {
+        return Err(format!("answered {}", resp.status));
     }
-    resp.json::<WorkerStats>().await.map_err(|e| e.to_string())
+    serde_json::from_slice::<WorkerStats>(&resp.body).map_err(|e| e.to_string())
 }
