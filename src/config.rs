@@ -525,10 +525,16 @@ fn not_zero_time(name: &'static str, value: Duration) -> Result<(), ConfigError>
 /// is a typo, not a choice.
 const MAX_IO_THREADS: usize = 1024;
 
+/// The CPUs this process may use (1 if that cannot be read): the default
+/// of `IO_THREADS` and the size of the image pool.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// `IO_THREADS`, or one per CPU.
 fn io_threads(explicit: Option<usize>) -> Result<usize, ConfigError> {
     match explicit {
-        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        None => Ok(cpus()),
         Some(0) => Err(ConfigError::Zero("IO_THREADS")),
         Some(n) if n > MAX_IO_THREADS => Err(ConfigError::TooManyIoThreads(n)),
         Some(n) => Ok(n),
@@ -833,8 +839,7 @@ mod tests {
             all.extend_from_slice(args);
             parse(&all).unwrap().node.into_config(Role::Standalone)
         };
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(config(&[]).unwrap().io_threads, cpus);
+        assert_eq!(config(&[]).unwrap().io_threads, cpus());
         assert_eq!(config(&["--io-threads", "3"]).unwrap().io_threads, 3);
         for bad in ["0", "1025"] {
             let err = config(&["--io-threads", bad]).unwrap_err().to_string();

@@ -35,6 +35,15 @@ async fn past_max_in_flight_the_answer_is_503_at_once() {
     assert_eq!(header(&r, "retry-after"), "1");
     assert!(r.text().await.unwrap().contains("MAX_IN_FLIGHT 2"));
     assert_eq!(origin.hits("/img/third.png"), 0);
+    // `/info` counts against the same budget as `/image`.
+    let r = client()
+        .get(node.url("/info"))
+        .query(&[("url", origin.url("/img/third.png"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(origin.hits("/img/third.png"), 0);
     // Health is not an image request and is never held back.
     assert_eq!(
         client()

@@ -4,7 +4,7 @@
 //! - [`serve`]: the accept loop, with deadlines for request heads and idle
 //!   connections, bounded heads, and a cap on open connections
 //!   ([`connections`], sized by [`fd_limit`]).
-//! - [`guard`]: the checks in front of `/image`, in this order, one
+//! - [`Guard`]: the checks in front of `/image` and `/info`, in this order, one
 //!   middleware per file: [`url_length`] (414), [`signature`] (403),
 //!   [`presets`] (400), [`sources`] (403), [`in_flight`] (503).
 
@@ -49,42 +49,67 @@ pub struct EdgePolicy {
     pub max_in_flight: usize,
 }
 
-/// Wraps the public image routes in the edge checks, and counts what they
-/// refuse. The checks are route layers of the routes' own method router
-/// (not a router nested in another): a request is routed once, and a
-/// method the routes do not serve is answered 405 without them.
-pub fn guard<S>(
-    routes: MethodRouter<S>,
-    policy: &EdgePolicy,
+/// The edge checks of a gateway's public routes, built once from its
+/// policy: every route it wraps shares their state, so `MAX_IN_FLIGHT`
+/// bounds `/image` and `/info` together.
+#[derive(Clone)]
+pub struct Guard {
+    in_flight: Arc<InFlight>,
+    sources: Option<Arc<AllowedSources>>,
+    presets: Option<Arc<Presets>>,
+    signing: Option<Arc<SigningKeys>>,
     metrics: EdgeMetrics,
-) -> MethodRouter<S>
-where
-    S: Clone + Send + Sync + 'static,
-{
-    let mut r = routes.route_layer(middleware::from_fn_with_state(
-        Arc::new(InFlight::new(policy.max_in_flight)),
-        in_flight::limit,
-    ));
-    if let Some(sources) = &policy.sources {
-        r = r.route_layer(middleware::from_fn_with_state(
-            Arc::new(sources.clone()),
-            sources::require,
-        ));
+}
+
+impl Guard {
+    pub fn new(policy: &EdgePolicy, metrics: EdgeMetrics) -> Guard {
+        Guard {
+            in_flight: Arc::new(InFlight::new(policy.max_in_flight)),
+            sources: policy.sources.clone().map(Arc::new),
+            presets: Some(&policy.presets)
+                .filter(|p| p.is_active())
+                .map(|p| Arc::new(p.clone())),
+            signing: policy.signing.clone().map(Arc::new),
+            metrics,
+        }
     }
-    if policy.presets.is_active() {
-        r = r.route_layer(middleware::from_fn_with_state(
-            Arc::new(policy.presets.clone()),
-            presets::expand,
+
+    /// Wraps `routes` in the checks, and counts what they refuse. The
+    /// checks are route layers of the routes' own method router (not a
+    /// router nested in another): a request is routed once, and a method
+    /// the routes do not serve is answered 405 without them.
+    pub fn wrap<S>(&self, routes: MethodRouter<S>) -> MethodRouter<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let mut r = routes.route_layer(middleware::from_fn_with_state(
+            Arc::clone(&self.in_flight),
+            in_flight::limit,
         ));
+        if let Some(sources) = &self.sources {
+            r = r.route_layer(middleware::from_fn_with_state(
+                Arc::clone(sources),
+                sources::require,
+            ));
+        }
+        if let Some(presets) = &self.presets {
+            r = r.route_layer(middleware::from_fn_with_state(
+                Arc::clone(presets),
+                presets::expand,
+            ));
+        }
+        if let Some(keys) = &self.signing {
+            r = r.route_layer(middleware::from_fn_with_state(
+                Arc::clone(keys),
+                signature::require,
+            ));
+        }
+        r.route_layer(middleware::from_fn(url_length::limit))
+            .route_layer(middleware::from_fn_with_state(
+                self.metrics.clone(),
+                count_refusals,
+            ))
     }
-    if let Some(keys) = &policy.signing {
-        r = r.route_layer(middleware::from_fn_with_state(
-            Arc::new(keys.clone()),
-            signature::require,
-        ));
-    }
-    r.route_layer(middleware::from_fn(url_length::limit))
-        .route_layer(middleware::from_fn_with_state(metrics, count_refusals))
 }
 
 /// Counts refusals by kind (`img_proxy_requests_refused_total`); the kind

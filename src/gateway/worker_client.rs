@@ -110,6 +110,11 @@ mod tests {
             .expect("a valid request")
     }
 
+    /// `GET /v1/image` on `port`, within `deadline`.
+    async fn ask(port: u16, deadline: Duration) -> Result<WorkerAnswer, ClientError> {
+        WorkerClient::default().send(get(port), deadline).await
+    }
+
     /// A server that answers one request with `head` then `body`, then
     /// holds the connection open for `hold`.
     async fn server(head: &'static str, body: &'static [u8], hold: Duration) -> u16 {
@@ -134,10 +139,7 @@ mod tests {
             Duration::ZERO,
         )
         .await;
-        let answer = WorkerClient::default()
-            .send(get(port), Duration::from_secs(5))
-            .await
-            .expect("an answer");
+        let answer = ask(port, Duration::from_secs(5)).await.expect("an answer");
         assert_eq!(answer.status, StatusCode::NOT_FOUND);
         assert_eq!(answer.headers["x-cache"], "MISS");
         assert_eq!(&answer.body[..], b"gone!");
@@ -153,10 +155,7 @@ mod tests {
         )
         .await;
         let deadline = Duration::from_millis(300);
-        let err = WorkerClient::default()
-            .send(get(port), deadline)
-            .await
-            .expect_err("no whole answer");
+        let err = ask(port, deadline).await.expect_err("no whole answer");
         assert!(
             matches!(err, ClientError::Deadline(d) if d == deadline),
             "{err}"
@@ -171,8 +170,7 @@ mod tests {
             Duration::ZERO,
         )
         .await;
-        let err = WorkerClient::default()
-            .send(get(port), Duration::from_secs(5))
+        let err = ask(port, Duration::from_secs(5))
             .await
             .expect_err("a cut-off body");
         assert!(matches!(err, ClientError::Body(_)), "{err}");
@@ -183,8 +181,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("address").port();
         drop(listener);
-        let err = WorkerClient::default()
-            .send(get(port), Duration::from_secs(5))
+        let err = ask(port, Duration::from_secs(5))
             .await
             .expect_err("nothing listens");
         assert!(err.to_string().contains("refused"), "{err}");

@@ -542,14 +542,11 @@ fn to_pixels(comps: &[Component], width: usize, height: usize) -> Pixels {
     let max_h = comps.iter().map(|c| c.h).max().unwrap_or(1);
     let max_v = comps.iter().map(|c| c.v).max().unwrap_or(1);
     let planes: Vec<Vec<f32>> = comps.iter().map(plane).collect();
-    // Sample component `i` at output pixel (x, y), bilinear with centred
-    // alignment when the component is subsampled.
+    // Sample subsampled component `i` at output pixel (x, y), bilinear
+    // with centred alignment.
     let sample = |i: usize, x: usize, y: usize| -> f32 {
         let c = &comps[i];
         let p = &planes[i];
-        if c.h == max_h && c.v == max_v {
-            return p[y * c.bw + x];
-        }
         let fx = ((x as f32 + 0.5) * c.h as f32 / max_h as f32 - 0.5).max(0.0);
         let fy = ((y as f32 + 0.5) * c.v as f32 / max_v as f32 - 0.5).max(0.0);
         let (x0, y0) = ((fx as usize).min(c.cw - 1), (fy as usize).min(c.ch - 1));

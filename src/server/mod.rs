@@ -99,10 +99,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             cfg.role,
             advertise_http,
         );
-        gateway::routes(g, |image| {
-            edge::guard(image, &cfg.edge, edge_metrics.clone())
-        })
-        .merge(gateway::dashboard::routes(dashboard))
+        let guard = edge::Guard::new(&cfg.edge, edge_metrics.clone());
+        gateway::routes(g, |routes| guard.wrap(routes)).merge(gateway::dashboard::routes(dashboard))
     });
     let app = router(node, public, worker_api, edge_metrics);
     info!(
@@ -264,7 +262,7 @@ async fn build_worker(
             max_pixels: cfg.max_source_pixels,
             max_frames: cfg.max_animation_frames,
         },
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threads: crate::config::cpus(),
         max_queue: cfg.max_queue,
         queue_timeout: cfg.queue_timeout,
         disk,
@@ -298,7 +296,7 @@ fn backends(
 }
 
 /// The node's routes for its role, behind the access log; `public` is the
-/// gateway's `/image`, already behind the [`edge::guard`] checks.
+/// gateway's `/image`, already behind the [`edge::Guard`] checks.
 fn router(
     node: Node,
     public: Option<Router>,
