@@ -27,7 +27,10 @@ fn peak_rss_bytes(node: &Node) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn peak_memory_stays_bounded_when_32_large_photos_arrive_at_once() {
     let origin = Origin::start().await;
-    let node = standalone("memory", &[]).await;
+    // Every one of the 32 must be admitted and decoded for the peak to
+    // mean anything: on a slow (debug, shared) machine the last ones wait
+    // past the default 5 s QUEUE_TIMEOUT and would be refused (503).
+    let node = standalone("memory", &[("QUEUE_TIMEOUT", "30s".into())]).await;
     // 3000x2000 (6 MP, 18 MB as RGB), re-encoded at 32 qualities: each
     // variant is a full-size decode and encode (no DCT scaling, no resize,
     // which keeps the debug-build test fast).
